@@ -1,0 +1,148 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// identity is this node's record of who it is, kept in <data>/node.json.
+// Its presence is what marks a directory as a seedbank data dir.
+type identity struct {
+	Format  string `json:"format"`
+	NodeID  string `json:"node_id"`
+	Created string `json:"created"`
+}
+
+const identityFormat = "seedbank-node-v1"
+
+// loadIdentity reads or creates node.json. A non-empty directory without
+// one is refused: it is not ours, and starting there could mix files.
+func loadIdentity(dir, wantID string) (identity, bool, error) {
+	path := filepath.Join(dir, "node.json")
+	raw, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		var id identity
+		if err := json.Unmarshal(raw, &id); err != nil || id.Format != identityFormat || id.NodeID == "" {
+			return identity{}, false, fmt.Errorf("data dir %s: node.json is corrupt or not a seedbank node file", dir)
+		}
+		if wantID != "" && wantID != id.NodeID {
+			return identity{}, false, fmt.Errorf("data dir %s belongs to node %q, not %q; use the matching --node-id or another --data", dir, id.NodeID, wantID)
+		}
+		return id, false, nil
+	case errors.Is(err, os.ErrNotExist):
+	default:
+		return identity{}, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return identity{}, false, fmt.Errorf("read data dir %s: %w", dir, err)
+	}
+	if len(entries) > 0 {
+		names := make([]string, 0, len(entries))
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		return identity{}, false, fmt.Errorf("data dir %s is not empty (%s) but has no node.json: not a seedbank data dir, refusing to start; choose an empty or new --data", dir, strings.Join(names, ", "))
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return identity{}, false, fmt.Errorf("create data dir: %w", err)
+	}
+	id := identity{Format: identityFormat, NodeID: wantID, Created: time.Now().UTC().Format(time.RFC3339)}
+	if id.NodeID == "" {
+		host, _ := os.Hostname()
+		host = sanitizeID(host)
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		id.NodeID = host + "-" + hex.EncodeToString(b[:])
+	}
+	raw, _ = json.MarshalIndent(id, "", "  ")
+	if err := writeFileAtomic(path, raw, 0o600); err != nil {
+		return identity{}, false, err
+	}
+	return id, true, nil
+}
+
+func sanitizeID(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			b.WriteRune(r)
+		}
+		if b.Len() >= 40 {
+			break
+		}
+	}
+	if b.Len() == 0 || !strings.ContainsAny(b.String()[:1], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") {
+		return "node"
+	}
+	return b.String()
+}
+
+// loadClusterKey returns the key saved in the data dir, saving the one given
+// (joining) or a new random one (bootstrapping) on first start.
+func loadClusterKey(dir, given string, joining bool) (key []byte, created bool, err error) {
+	path := filepath.Join(dir, "cluster.key")
+	raw, err := os.ReadFile(path)
+	if err == nil {
+		saved := strings.TrimSpace(string(raw))
+		k, derr := base64.StdEncoding.DecodeString(saved)
+		if derr != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			return nil, false, fmt.Errorf("data dir %s: cluster.key is corrupt", dir)
+		}
+		if given != "" && given != saved {
+			return nil, false, fmt.Errorf("--cluster-key differs from the key saved in %s; this data dir belongs to another cluster", path)
+		}
+		return k, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("read %s: %w", path, err)
+	}
+	if given == "" {
+		if joining {
+			return nil, false, errors.New("joining a cluster needs its key: pass --cluster-key (or SEEDBANK_CLUSTER_KEY); an admin finds it in <data>/cluster.key on any member")
+		}
+		k := make([]byte, 32)
+		if _, err := rand.Read(k); err != nil {
+			return nil, false, fmt.Errorf("generate cluster key: %w", err)
+		}
+		given = base64.StdEncoding.EncodeToString(k)
+		created = true
+	}
+	k, _ := base64.StdEncoding.DecodeString(given)
+	if err := writeFileAtomic(path, []byte(given+"\n"), 0o600); err != nil {
+		return nil, false, err
+	}
+	return k, created, nil
+}
+
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", path, err)
+	}
+	return nil
+}
