@@ -422,7 +422,10 @@ func (a *applier) apply(c command) error {
 		if err != nil {
 			return err
 		}
-		if c.IfAbsent && b.Get([]byte(c.Key)) != nil {
+		if cur := b.Get([]byte(c.Key)); c.IfAbsent && cur != nil {
+			if bytes.Equal(cur, c.Value) {
+				return nil // a retried create
+			}
 			return ErrRecordExists
 		}
 		return b.Put([]byte(c.Key), c.Value)
@@ -445,13 +448,22 @@ func (a *applier) putUser(u *model.User, create bool) error {
 	passkeys := a.tx.Bucket(bktUserPasskeys)
 	id := u64(u.ID)
 	var old *model.User
-	if raw := users.Get(id); raw != nil {
+	raw, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	if cur := users.Get(id); cur != nil {
 		if create {
+			// The same create applied again (a retry after an ambiguous
+			// failure such as lost leadership) is a no-op success.
+			if bytes.Equal(cur, raw) {
+				return nil
+			}
 			// Ids are random 64-bit numbers; a clash is a retryable conflict.
 			return fmt.Errorf("user id %d: %w", u.ID, ErrRecordExists)
 		}
 		old = new(model.User)
-		if err := json.Unmarshal(raw, old); err != nil {
+		if err := json.Unmarshal(cur, old); err != nil {
 			return fmt.Errorf("decode user %d: %w", u.ID, err)
 		}
 	} else if !create {
@@ -472,10 +484,6 @@ func (a *applier) putUser(u *model.User, create bool) error {
 	}
 	if old != nil && old.Created != u.Created {
 		return fmt.Errorf("user.created: %w", ErrImmutableField)
-	}
-	raw, err := json.Marshal(u)
-	if err != nil {
-		return err
 	}
 	if old != nil {
 		if err := names.Delete(lower(old.Username)); err != nil {
@@ -521,7 +529,14 @@ func (a *applier) putTorrent(t *model.Torrent, create bool) error {
 	alias := a.tx.Bucket(bktTorrentAlias)
 	id := t.ID[:]
 	hashes := t.SwarmHashes()
+	raw, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
 	if create {
+		if cur := torrents.Get(id); cur != nil && bytes.Equal(cur, raw) {
+			return nil // a retried create
+		}
 		for _, h := range hashes {
 			if torrents.Get(h[:]) != nil || alias.Get(h[:]) != nil {
 				return fmt.Errorf("%s: %w", h, ErrTorrentExists)
@@ -542,10 +557,6 @@ func (a *applier) putTorrent(t *model.Torrent, create bool) error {
 		if old.Created != t.Created || old.Uploader != t.Uploader {
 			return fmt.Errorf("torrent created and uploader: %w", ErrImmutableField)
 		}
-	}
-	raw, err := json.Marshal(t)
-	if err != nil {
-		return err
 	}
 	if err := torrents.Put(id, raw); err != nil {
 		return err

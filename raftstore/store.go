@@ -43,12 +43,12 @@ type Config struct {
 	// on disk and an empty Join, the node bootstraps a new cluster.
 	Join []string
 
-	ApplyTimeout      time.Duration
-	SnapshotThreshold uint64
-	SnapshotInterval  time.Duration
-	TrailingLogs      uint64
-	HeartbeatTimeout  time.Duration
-	ElectionTimeout   time.Duration
+	ApplyTimeout       time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 	// MaxVoters caps raft voters; later joiners become non-voters.
 	MaxVoters int
@@ -365,14 +365,19 @@ func (s *Store) propose(ctx context.Context, c command) error {
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 		defer cancel()
 	}
+	// Creates are idempotent in apply and other commands are safe to
+	// repeat, so an attempt that failed ambiguously (leadership lost after
+	// the entry was appended) may be retried.
 	for attempt := 0; ; attempt++ {
 		var idx uint64
+		actx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
 		if s.IsLeader() {
-			idx, err = s.applyAsLeader(ctx, data)
+			idx, err = s.applyAsLeader(actx, data)
 		} else {
-			resp := s.forwardToLeader(ctx, &forwardRequest{Op: "apply", Cmd: data})
+			resp := s.forwardToLeader(actx, &forwardRequest{Op: "apply", Cmd: data})
 			idx, err = resp.Index, responseError(resp)
 		}
+		cancel()
 		if err == nil {
 			return s.WaitApplied(ctx, idx)
 		}
