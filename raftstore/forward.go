@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"sync"
 	"time"
 )
 
@@ -67,21 +69,90 @@ func readFrame(r io.Reader, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// serveForward handles one forwarded request per connection.
+// serveForward answers forwarded requests on one connection until the peer
+// closes it; connections are pooled by the caller.
 func (s *Store) serveForward(c net.Conn) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(s.cfg.ApplyTimeout + 5*time.Second))
-	var req forwardRequest
-	if err := readFrame(c, &req); err != nil {
-		s.log.Warn("bad forward request", "remote", c.RemoteAddr().String(), "err", err)
+	for {
+		// An idle pooled connection may wait a while for its next request.
+		_ = c.SetReadDeadline(time.Now().Add(forwardIdle))
+		var req forwardRequest
+		if err := readFrame(c, &req); err != nil {
+			if !errors.Is(err, io.EOF) && !errors.Is(err, os.ErrDeadlineExceeded) && !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("bad forward request", "remote", c.RemoteAddr().String(), "err", err)
+			}
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
+		resp := s.handleForward(ctx, &req)
+		cancel()
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := writeFrame(c, resp); err != nil {
+			s.log.Warn("write forward response", "remote", c.RemoteAddr().String(), "err", err)
+			return
+		}
+	}
+}
+
+// forwardIdle is how long a pooled forwarding connection may sit unused.
+const forwardIdle = 60 * time.Second
+
+// connPool keeps idle authenticated forwarding connections per address, so
+// a forwarded write costs a round trip, not a TLS handshake.
+type connPool struct {
+	mu   sync.Mutex
+	idle map[string][]pooledConn
+}
+
+type pooledConn struct {
+	c     net.Conn
+	since time.Time
+}
+
+const maxIdlePerAddr = 8
+
+func (p *connPool) get(addr string) net.Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle == nil {
+		return nil
+	}
+	list := p.idle[addr]
+	for len(list) > 0 {
+		pc := list[len(list)-1]
+		list = list[:len(list)-1]
+		if time.Since(pc.since) < forwardIdle/2 {
+			p.idle[addr] = list
+			return pc.c
+		}
+		pc.c.Close()
+	}
+	p.idle[addr] = list
+	return nil
+}
+
+func (p *connPool) put(addr string, c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle == nil {
+		p.idle = map[string][]pooledConn{}
+	}
+	if len(p.idle[addr]) >= maxIdlePerAddr {
+		c.Close()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ApplyTimeout)
-	defer cancel()
-	resp := s.handleForward(ctx, &req)
-	if err := writeFrame(c, resp); err != nil {
-		s.log.Warn("write forward response", "remote", c.RemoteAddr().String(), "err", err)
+	p.idle[addr] = append(p.idle[addr], pooledConn{c: c, since: time.Now()})
+}
+
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, list := range p.idle {
+		for _, pc := range list {
+			pc.c.Close()
+		}
 	}
+	p.idle = nil
 }
 
 func (s *Store) handleForward(ctx context.Context, req *forwardRequest) forwardResponse {
@@ -129,24 +200,54 @@ func (s *Store) forwardToLeader(ctx context.Context, req *forwardRequest) forwar
 	return resp
 }
 
-// call sends one request to a cluster address.
+// call sends one request to a cluster address, over a pooled connection
+// when one is idle. A pooled connection that fails before the request was
+// written is replaced by a fresh one; after that the error is returned, as
+// the request may have been applied.
 func (s *Store) call(ctx context.Context, addr string, req *forwardRequest) (forwardResponse, error) {
+	if c := s.pool.get(addr); c != nil {
+		if resp, sent, err := s.roundTrip(ctx, c, req); err == nil {
+			s.pool.put(addr, c)
+			return resp, nil
+		} else if sent {
+			c.Close()
+			return forwardResponse{}, fmt.Errorf("forward to %s: %w", addr, err)
+		}
+		c.Close()
+	}
 	c, err := s.mux.dial(ctx, addr, streamForward)
 	if err != nil {
 		return forwardResponse{}, err
 	}
-	defer c.Close()
-	if d, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(d)
-	}
-	if err := writeFrame(c, req); err != nil {
+	resp, _, err := s.roundTrip(ctx, c, req)
+	if err != nil {
+		c.Close()
 		return forwardResponse{}, fmt.Errorf("forward to %s: %w", addr, err)
+	}
+	s.pool.put(addr, c)
+	return resp, nil
+}
+
+// roundTrip writes req and reads the answer; sent reports whether the
+// peer could have seen the request (a stale pooled connection fails on the
+// read of the first byte, which still counts as sent; we check for EOF).
+func (s *Store) roundTrip(ctx context.Context, c net.Conn, req *forwardRequest) (forwardResponse, bool, error) {
+	deadline := time.Now().Add(s.cfg.ApplyTimeout + 5*time.Second)
+	if d, ok := ctx.Deadline(); ok {
+		deadline = d
+	}
+	_ = c.SetDeadline(deadline)
+	if err := writeFrame(c, req); err != nil {
+		return forwardResponse{}, false, err
 	}
 	var resp forwardResponse
 	if err := readFrame(c, &resp); err != nil {
-		return forwardResponse{}, fmt.Errorf("forward to %s: read answer: %w", addr, err)
+		// A peer that closed an idle connection answers EOF at once
+		// without reading the request.
+		return forwardResponse{}, !errors.Is(err, io.EOF), fmt.Errorf("read answer: %w", err)
 	}
-	return resp, nil
+	_ = c.SetDeadline(time.Time{})
+	return resp, true, nil
 }
 
 // responseError turns a forwarded answer back into an error callers can

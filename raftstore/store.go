@@ -97,6 +97,7 @@ type Store struct {
 	fsm  *fsm
 	logs *raftboltdb.BoltStore
 	mux  *clusterMux
+	pool connPool
 	addr string
 
 	leaderCh chan bool
@@ -579,6 +580,7 @@ func (s *Store) Close() error {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 		}
 	}
+	s.pool.closeAll()
 	if s.mux != nil {
 		s.mux.close()
 	}

@@ -59,6 +59,11 @@ type clusterMux struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
+
+	// conns are the accepted connections still open, closed on shutdown so
+	// idle pooled forwarding connections do not hold it up.
+	connMu sync.Mutex
+	conns  map[net.Conn]struct{}
 }
 
 func newClusterMux(ln net.Listener, advertise net.Addr, key []byte, log *slog.Logger) (*clusterMux, error) {
@@ -96,9 +101,14 @@ func (m *clusterMux) serve() {
 			m.log.Error("cluster listener stopped", "err", err)
 			return
 		}
+		if !m.track(c) {
+			c.Close()
+			return
+		}
 		m.wg.Add(1)
 		go func() {
 			defer m.wg.Done()
+			defer m.untrack(c)
 			m.handle(c)
 		}()
 	}
@@ -215,10 +225,36 @@ func (m *clusterMux) dial(ctx context.Context, addr string, kind byte) (net.Conn
 	return c, nil
 }
 
+func (m *clusterMux) track(c net.Conn) bool {
+	m.connMu.Lock()
+	defer m.connMu.Unlock()
+	select {
+	case <-m.closed:
+		return false
+	default:
+	}
+	if m.conns == nil {
+		m.conns = map[net.Conn]struct{}{}
+	}
+	m.conns[c] = struct{}{}
+	return true
+}
+
+func (m *clusterMux) untrack(c net.Conn) {
+	m.connMu.Lock()
+	delete(m.conns, c)
+	m.connMu.Unlock()
+}
+
 func (m *clusterMux) close() error {
 	var err error
 	m.closeOnce.Do(func() {
+		m.connMu.Lock()
 		close(m.closed)
+		for c := range m.conns {
+			c.Close()
+		}
+		m.connMu.Unlock()
 		err = m.ln.Close()
 	})
 	m.wg.Wait()

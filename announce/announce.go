@@ -1,0 +1,147 @@
+package announce
+
+import (
+	"net/netip"
+
+	"github.com/seedbank/seedbank/model"
+)
+
+// event is the announce event.
+type event uint8
+
+const (
+	eventNone event = iota
+	eventStarted
+	eventCompleted
+	eventStopped
+	eventPaused // BEP 21: a partial seed; treated like a regular announce
+)
+
+// announceRequest is one announce, parsed from HTTP or UDP.
+type announceRequest struct {
+	infoHash   model.InfoHash
+	peerID     [20]byte
+	addr       netip.Addr // the client's address, unmapped
+	port       uint16
+	uploaded   uint64
+	downloaded uint64
+	left       uint64
+	event      event
+	numWant    int // -1: not given
+	family     family
+}
+
+// announceState is the reusable memory of one announce: request, peers and
+// output buffer. Pooled so the hot path allocates almost nothing.
+type announceState struct {
+	req    announceRequest
+	q      announceQuery
+	peers  []Peer
+	hashes []model.InfoHash
+	buf    []byte
+}
+
+func (t *Tracker) getState() *announceState {
+	if st, ok := t.states.Get().(*announceState); ok {
+		return st
+	}
+	return &announceState{
+		peers: make([]Peer, 0, 2*t.cfg.NumWantMax),
+		buf:   make([]byte, 0, 1024),
+	}
+}
+
+func (t *Tracker) putState(st *announceState) {
+	if cap(st.buf) > 64<<10 || cap(st.peers) > 4*t.cfg.NumWantMax {
+		return // do not keep a rare huge buffer
+	}
+	st.peers = st.peers[:0]
+	st.buf = st.buf[:0]
+	st.hashes = st.hashes[:0]
+	t.states.Put(st)
+}
+
+// authorize checks the passkey's user.
+func (t *Tracker) authorize(passkey string) (model.UserRef, error) {
+	if !validPasskey(passkey) {
+		return model.UserRef{}, ErrMalformedPasskey
+	}
+	u, ok := t.reg.UserByPasskey(passkey)
+	if !ok {
+		return u, ErrUnknownPasskey
+	}
+	if !u.Enabled {
+		return u, ErrDisabledAccount
+	}
+	return u, nil
+}
+
+// validPasskey reports whether s is 32 lowercase hex characters.
+func validPasskey(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// announce authorizes req for passkey, accounts its stats, updates the swarm
+// and appends the selected peers to peers. Every check happens before any
+// state changes, so a refused announce touches neither swarm nor stats.
+func (t *Tracker) announce(passkey string, req *announceRequest, peers []Peer) ([]Peer, swarmCounts, error) {
+	user, err := t.authorize(passkey)
+	if err != nil {
+		return peers, swarmCounts{}, err
+	}
+	tor, ok := t.reg.TorrentByHash(req.infoHash)
+	if !ok {
+		return peers, swarmCounts{}, ErrUnregisteredTorrent
+	}
+	if !t.reg.ClientAllowed(req.peerID[:]) {
+		return peers, swarmCounts{}, ErrClientNotAllowed
+	}
+	now := t.now()
+	rep := report{
+		user:      user.ID,
+		torrent:   tor,
+		peer:      req.peerID,
+		up:        req.uploaded,
+		down:      req.downloaded,
+		completed: req.event == eventCompleted,
+		seeding:   req.left == 0,
+	}
+	if t.acct.account(&rep, now) {
+		t.peers.addSnatch(tor.ID)
+	}
+	numWant := req.numWant
+	if numWant < 0 {
+		numWant = t.cfg.NumWantDefault
+	}
+	numWant = min(numWant, t.cfg.NumWantMax)
+	la := localAnnounce{
+		user:    user.ID,
+		id:      req.peerID,
+		addr:    netip.AddrPortFrom(req.addr, req.port),
+		seeder:  req.left == 0,
+		stopped: req.event == eventStopped,
+		numWant: numWant,
+		family:  req.family,
+	}
+	peers, counts := t.peers.announce(tor.ID, &la, now, peers)
+	return peers, counts, nil
+}
+
+// scrapeOne returns the numbers of the torrent announced under h.
+func (t *Tracker) scrapeOne(h model.InfoHash) (swarmCounts, bool) {
+	ref, ok := t.reg.TorrentByHash(h)
+	if !ok {
+		return swarmCounts{}, false
+	}
+	s, l, n := t.peers.Counts(ref.ID)
+	return swarmCounts{s, l, n}, true
+}

@@ -1,0 +1,614 @@
+package announce
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/seedbank/seedbank/model"
+)
+
+// numPeerShards is the number of independently locked parts of a PeerStore.
+// The shard of a swarm is the first byte of its hash, which is uniformly
+// distributed for SHA-1 and SHA-256 hashes.
+const numPeerShards = 256
+
+// Peer is one BitTorrent client in a swarm, as the gossip layer and the
+// observers of a PeerStore see it: one address per value. A dual-stack client
+// that announces over IPv4 and IPv6 with the same peer_id is one peer with two
+// addresses; it shows up as two Peer values with the same ID.
+type Peer struct {
+	ID     [20]byte
+	Addr   netip.AddrPort
+	Seeder bool
+}
+
+// PeerEventKind says what happened to a local peer.
+type PeerEventKind uint8
+
+const (
+	// PeerPut means a local peer is new, has a new or changed address, has
+	// become a seeder, or was taken over from another node. It is an upsert
+	// keyed by (Swarm, Peer.ID).
+	PeerPut PeerEventKind = iota + 1
+	// PeerRemoved means a local peer stopped or expired.
+	PeerRemoved
+)
+
+// String names the kind for logs.
+func (k PeerEventKind) String() string {
+	switch k {
+	case PeerPut:
+		return "put"
+	case PeerRemoved:
+		return "removed"
+	}
+	return "unknown"
+}
+
+// PeerEvent is a change of the local part of a swarm, for the gossip layer.
+// A periodic re-announce that changes nothing produces no event.
+type PeerEvent struct {
+	Kind  PeerEventKind
+	Swarm model.InfoHash
+	Peer  Peer
+	// UserID is the owner of the passkey the peer announced with (local peers
+	// only); the gossip layer uses it to look up the peer's counters.
+	UserID uint64
+}
+
+// Flags of a peerRec.
+const (
+	flagHas4 uint8 = 1 << iota
+	flagHas6
+	flagSeeder
+)
+
+// localOrigin is the origin index of peers that announced to this node.
+const localOrigin uint16 = 0
+
+// peerRec is the stored form of one peer: 59 bytes of payload, 64 with
+// alignment. lastSeen is seconds since the store's epoch.
+type peerRec struct {
+	user     uint64
+	id       [20]byte
+	ip6      [16]byte
+	ip4      [4]byte
+	port4    uint16
+	port6    uint16
+	lastSeen uint32
+	origin   uint16
+	flags    uint8
+}
+
+func (r *peerRec) seeder() bool { return r.flags&flagSeeder != 0 }
+
+// setAddr stores a in the slot of its family and reports whether it changed.
+func (r *peerRec) setAddr(a netip.AddrPort) bool {
+	ip := a.Addr().Unmap()
+	if ip.Is4() {
+		v := ip.As4()
+		if r.flags&flagHas4 != 0 && r.ip4 == v && r.port4 == a.Port() {
+			return false
+		}
+		r.ip4, r.port4 = v, a.Port()
+		r.flags |= flagHas4
+		return true
+	}
+	v := ip.As16()
+	if r.flags&flagHas6 != 0 && r.ip6 == v && r.port6 == a.Port() {
+		return false
+	}
+	r.ip6, r.port6 = v, a.Port()
+	r.flags |= flagHas6
+	return true
+}
+
+func (r *peerRec) addr4() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4(r.ip4), r.port4)
+}
+
+func (r *peerRec) addr6() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom16(r.ip6), r.port6)
+}
+
+// peer returns the public form of r with the address a.
+func (r *peerRec) peer(a netip.AddrPort) Peer {
+	return Peer{ID: r.id, Addr: a, Seeder: r.seeder()}
+}
+
+// anyAddr returns the IPv4 address if r has one, else the IPv6 address.
+func (r *peerRec) anyAddr() netip.AddrPort {
+	if r.flags&flagHas4 != 0 {
+		return r.addr4()
+	}
+	return r.addr6()
+}
+
+// swarm is the peers of one torrent. peers is dense so random selection is
+// O(numwant); index maps a peer_id to its position.
+type swarm struct {
+	peers    []peerRec
+	index    map[[20]byte]int32
+	seeders  int32
+	leechers int32
+	snatches uint32
+}
+
+func (sw *swarm) add(r peerRec) {
+	sw.index[r.id] = int32(len(sw.peers))
+	sw.peers = append(sw.peers, r)
+	if r.seeder() {
+		sw.seeders++
+	} else {
+		sw.leechers++
+	}
+}
+
+// removeAt deletes the peer at i by moving the last peer into its place.
+func (sw *swarm) removeAt(i int) peerRec {
+	r := sw.peers[i]
+	if r.seeder() {
+		sw.seeders--
+	} else {
+		sw.leechers--
+	}
+	last := len(sw.peers) - 1
+	if i != last {
+		sw.peers[i] = sw.peers[last]
+		sw.index[sw.peers[i].id] = int32(i)
+	}
+	sw.peers[last] = peerRec{}
+	sw.peers = sw.peers[:last]
+	delete(sw.index, r.id)
+	return r
+}
+
+// setSeeder changes the seeder flag of the peer at i, keeping the counts.
+func (sw *swarm) setSeeder(i int, seeder bool) bool {
+	r := &sw.peers[i]
+	if r.seeder() == seeder {
+		return false
+	}
+	if seeder {
+		r.flags |= flagSeeder
+		sw.seeders++
+		sw.leechers--
+	} else {
+		r.flags &^= flagSeeder
+		sw.seeders--
+		sw.leechers++
+	}
+	return true
+}
+
+func (sw *swarm) empty() bool { return len(sw.peers) == 0 && sw.snatches == 0 }
+
+// Family filters for peer selection.
+type family uint8
+
+const (
+	family4   family = 1
+	family6   family = 2
+	familyAny        = family4 | family6
+)
+
+// selectPeers appends up to n peers other than self, in random order, to dst.
+// A seeder gets no seeders. A dual-stack peer counts once towards n and is
+// appended once per wanted family.
+func (sw *swarm) selectPeers(dst []Peer, self [20]byte, seeder bool, fam family, n int) []Peer {
+	total := len(sw.peers)
+	if n <= 0 || total == 0 {
+		return dst
+	}
+	pos := rand.IntN(total)
+	stride := pickStride(total)
+	for i, got := 0, 0; i < total && got < n; i++ {
+		r := &sw.peers[pos]
+		if pos += stride; pos >= total {
+			pos -= total
+		}
+		if r.id == self || (seeder && r.seeder()) {
+			continue
+		}
+		took := false
+		if fam&family4 != 0 && r.flags&flagHas4 != 0 {
+			dst = append(dst, r.peer(r.addr4()))
+			took = true
+		}
+		if fam&family6 != 0 && r.flags&flagHas6 != 0 {
+			dst = append(dst, r.peer(r.addr6()))
+			took = true
+		}
+		if took {
+			got++
+		}
+	}
+	return dst
+}
+
+// pickStride returns a random step coprime with n, so that walking with it
+// visits every position once.
+func pickStride(n int) int {
+	if n <= 2 {
+		return 1
+	}
+	for range 4 {
+		s := 1 + rand.IntN(n-1)
+		if gcd(s, n) == 1 {
+			return s
+		}
+	}
+	return 1
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+type peerShard struct {
+	mu     sync.Mutex
+	swarms map[model.InfoHash]*swarm
+	_      [48]byte // keep shards on separate cache lines
+}
+
+// PeerStore holds the live peers of every swarm in memory, local ones (that
+// announced to this node) and remote ones (learned from other nodes through
+// gossip, tagged with their origin node). Swarms are keyed by
+// model.TorrentRef.ID, so both hashes of a hybrid torrent are one swarm, and
+// peers by (swarm, peer_id), never by address.
+//
+// All methods are safe for concurrent use. The observer set with SetObserver
+// is called for local changes only, with the swarm's shard locked, so the
+// events of one swarm arrive in the order they happened.
+type PeerStore struct {
+	shards    [numPeerShards]peerShard
+	epoch     time.Time
+	ttl       time.Duration
+	remoteTTL time.Duration
+	clock     func() time.Time // time.Now; tests replace it
+	observer  atomic.Pointer[func(PeerEvent)]
+
+	originsMu   sync.Mutex
+	origins     map[string]uint16
+	originNames []string
+}
+
+// NewPeerStore returns an empty store. Local peers that have not announced
+// for ttl are removed by Sweep; remote peers are removed by Sweep after
+// remoteTTL without a PutRemote, or never when remoteTTL is 0 (the gossip layer
+// then removes them with RemoveRemote and DropOrigin).
+func NewPeerStore(ttl, remoteTTL time.Duration) *PeerStore {
+	s := &PeerStore{
+		epoch:       time.Now().Add(-time.Second),
+		ttl:         ttl,
+		remoteTTL:   remoteTTL,
+		clock:       time.Now,
+		origins:     map[string]uint16{},
+		originNames: []string{""},
+	}
+	for i := range s.shards {
+		s.shards[i].swarms = map[model.InfoHash]*swarm{}
+	}
+	return s
+}
+
+// SetObserver sets the function called with every change of a local peer.
+// fn runs on the announce path under a shard lock: it must be fast, must not
+// block (e.g. append to a queue, or send on a buffered channel with a
+// default case) and must not call back into the store. nil stops observation.
+func (s *PeerStore) SetObserver(fn func(PeerEvent)) {
+	if fn == nil {
+		s.observer.Store(nil)
+		return
+	}
+	s.observer.Store(&fn)
+}
+
+func (s *PeerStore) emit(e PeerEvent) {
+	if fn := s.observer.Load(); fn != nil {
+		(*fn)(e)
+	}
+}
+
+func (s *PeerStore) shard(h model.InfoHash) *peerShard { return &s.shards[h[0]] }
+
+// stamp converts t to the store's compact clock.
+func (s *PeerStore) stamp(t time.Time) uint32 {
+	d := t.Sub(s.epoch)
+	if d < 0 {
+		return 0
+	}
+	return uint32(d / time.Second)
+}
+
+// localAnnounce is one announce to this node, already authorized.
+type localAnnounce struct {
+	user    uint64
+	id      [20]byte
+	addr    netip.AddrPort
+	seeder  bool
+	stopped bool
+	numWant int
+	family  family
+}
+
+// swarmCounts are the numbers a tracker reports for a swarm.
+type swarmCounts struct {
+	seeders, leechers, snatches int
+}
+
+// announce records a local announce in swarm h and appends up to a.numWant
+// other peers to dst. A stopped peer is removed and gets no peers.
+func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, dst []Peer) ([]Peer, swarmCounts) {
+	sh := s.shard(h)
+	var ev PeerEvent
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sw := sh.swarms[h]
+	if sw == nil {
+		if a.stopped {
+			return dst, swarmCounts{}
+		}
+		sw = &swarm{index: map[[20]byte]int32{}}
+		sh.swarms[h] = sw
+	}
+	i, known := sw.index[a.id]
+	switch {
+	case a.stopped:
+		if known {
+			r := sw.removeAt(int(i))
+			ev = PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(r.anyAddr()), UserID: r.user}
+		}
+	case !known:
+		r := peerRec{user: a.user, id: a.id, lastSeen: s.stamp(now), origin: localOrigin}
+		r.setAddr(a.addr)
+		if a.seeder {
+			r.flags |= flagSeeder
+		}
+		sw.add(r)
+		ev = PeerEvent{Kind: PeerPut, Swarm: h, Peer: r.peer(a.addr), UserID: a.user}
+	default:
+		r := &sw.peers[i]
+		changed := r.setAddr(a.addr)
+		changed = sw.setSeeder(int(i), a.seeder) || changed
+		if r.origin != localOrigin || r.user != a.user {
+			r.origin, r.user = localOrigin, a.user
+			changed = true
+		}
+		r.lastSeen = s.stamp(now)
+		if changed {
+			ev = PeerEvent{Kind: PeerPut, Swarm: h, Peer: r.peer(a.addr), UserID: a.user}
+		}
+	}
+	if !a.stopped {
+		dst = sw.selectPeers(dst, a.id, a.seeder, a.family, a.numWant)
+	}
+	c := swarmCounts{int(sw.seeders), int(sw.leechers), int(sw.snatches)}
+	if sw.empty() {
+		delete(sh.swarms, h)
+	}
+	if ev.Kind != 0 {
+		s.emit(ev)
+	}
+	return dst, c
+}
+
+// addSnatch counts one completed download in swarm h.
+func (s *PeerStore) addSnatch(h model.InfoHash) {
+	sh := s.shard(h)
+	sh.mu.Lock()
+	sw := sh.swarms[h]
+	if sw == nil {
+		sw = &swarm{index: map[[20]byte]int32{}}
+		sh.swarms[h] = sw
+	}
+	sw.snatches++
+	sh.mu.Unlock()
+}
+
+// Counts returns the seeders and leechers of swarm h, local and remote, and
+// the completed downloads this node has seen since it started.
+func (s *PeerStore) Counts(h model.InfoHash) (seeders, leechers, snatches int) {
+	sh := s.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sw := sh.swarms[h]; sw != nil {
+		return int(sw.seeders), int(sw.leechers), int(sw.snatches)
+	}
+	return 0, 0, 0
+}
+
+func (s *PeerStore) originIndex(origin string) uint16 {
+	s.originsMu.Lock()
+	defer s.originsMu.Unlock()
+	if i, ok := s.origins[origin]; ok {
+		return i
+	}
+	if len(s.originNames) > int(^uint16(0)) {
+		return 0
+	}
+	i := uint16(len(s.originNames))
+	s.origins[origin] = i
+	s.originNames = append(s.originNames, origin)
+	return i
+}
+
+func (s *PeerStore) lookupOrigin(origin string) (uint16, bool) {
+	s.originsMu.Lock()
+	defer s.originsMu.Unlock()
+	i, ok := s.origins[origin]
+	return i, ok
+}
+
+// PutRemote adds or updates peer p of swarm h served by node origin, as
+// learned from gossip. A peer held for another origin, or local to this
+// node, becomes origin's (the client moved); its local announce here later
+// takes it back. origin must not be empty. PutRemote produces no event.
+// Tracker.PutRemotePeer is PutRemote plus the stats counter handoff; the
+// gossip layer should call that one.
+func (s *PeerStore) PutRemote(origin string, h model.InfoHash, p Peer) {
+	if origin == "" || !p.Addr.IsValid() {
+		return
+	}
+	oi := s.originIndex(origin)
+	if oi == localOrigin {
+		return // origin table full
+	}
+	now := s.stamp(s.clock())
+	sh := s.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sw := sh.swarms[h]
+	if sw == nil {
+		sw = &swarm{index: map[[20]byte]int32{}}
+		sh.swarms[h] = sw
+	}
+	i, known := sw.index[p.ID]
+	if !known {
+		r := peerRec{id: p.ID, lastSeen: now, origin: oi}
+		r.setAddr(p.Addr)
+		if p.Seeder {
+			r.flags |= flagSeeder
+		}
+		sw.add(r)
+		return
+	}
+	r := &sw.peers[i]
+	r.origin = oi
+	r.lastSeen = now
+	r.setAddr(p.Addr)
+	sw.setSeeder(int(i), p.Seeder)
+}
+
+// RemoveRemote removes peer id from swarm h if it is held for node origin.
+// It does nothing to a local peer or a peer another node took over.
+func (s *PeerStore) RemoveRemote(origin string, h model.InfoHash, id [20]byte) {
+	oi, ok := s.lookupOrigin(origin)
+	if !ok {
+		return
+	}
+	sh := s.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sw := sh.swarms[h]
+	if sw == nil {
+		return
+	}
+	if i, known := sw.index[id]; known && sw.peers[i].origin == oi {
+		sw.removeAt(int(i))
+		if sw.empty() {
+			delete(sh.swarms, h)
+		}
+	}
+}
+
+// DropOrigin removes every peer held for node origin (a node that left the
+// cluster) and returns how many it removed.
+func (s *PeerStore) DropOrigin(origin string) int {
+	oi, ok := s.lookupOrigin(origin)
+	if !ok {
+		return 0
+	}
+	return s.removeWhere(func(r *peerRec) bool { return r.origin == oi })
+}
+
+// LocalPeers calls fn for every address of every local peer until fn returns
+// false, for a full-state exchange with another node. fn runs under a shard
+// lock: it must not block or call into the store.
+func (s *PeerStore) LocalPeers(fn func(swarm model.InfoHash, p Peer, userID uint64) bool) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for h, sw := range sh.swarms {
+			for j := range sw.peers {
+				r := &sw.peers[j]
+				if r.origin != localOrigin {
+					continue
+				}
+				if r.flags&flagHas4 != 0 && !fn(h, r.peer(r.addr4()), r.user) {
+					sh.mu.Unlock()
+					return
+				}
+				if r.flags&flagHas6 != 0 && !fn(h, r.peer(r.addr6()), r.user) {
+					sh.mu.Unlock()
+					return
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// Len returns the number of peers in all swarms.
+func (s *PeerStore) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, sw := range sh.swarms {
+			n += len(sw.peers)
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Sweep removes local peers not seen for the store's ttl, and remote peers
+// not refreshed for its remoteTTL when that is set. It emits PeerRemoved for
+// each local peer it removes and returns how many peers it removed.
+func (s *PeerStore) Sweep(now time.Time) int {
+	nowS := s.stamp(now)
+	localCut := cutoff(nowS, s.ttl)
+	remoteCut := uint32(0)
+	if s.remoteTTL > 0 {
+		remoteCut = cutoff(nowS, s.remoteTTL)
+	}
+	return s.removeWhere(func(r *peerRec) bool {
+		if r.origin == localOrigin {
+			return r.lastSeen < localCut
+		}
+		return r.lastSeen < remoteCut
+	})
+}
+
+func cutoff(now uint32, ttl time.Duration) uint32 {
+	t := uint32(ttl / time.Second)
+	if t >= now {
+		return 0
+	}
+	return now - t
+}
+
+// removeWhere removes the peers for which drop returns true and emits
+// PeerRemoved for each local one.
+func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for h, sw := range sh.swarms {
+			for j := 0; j < len(sw.peers); {
+				if !drop(&sw.peers[j]) {
+					j++
+					continue
+				}
+				r := sw.removeAt(j)
+				n++
+				if r.origin == localOrigin {
+					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(r.anyAddr()), UserID: r.user})
+				}
+			}
+			if sw.empty() {
+				delete(sh.swarms, h)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}

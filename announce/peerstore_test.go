@@ -1,0 +1,322 @@
+package announce
+
+import (
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/seedbank/seedbank/model"
+)
+
+func TestPeerRecSize(t *testing.T) {
+	if s := unsafe.Sizeof(peerRec{}); s > 64 {
+		t.Fatalf("peerRec is %d bytes, want at most 64", s)
+	}
+}
+
+type eventLog struct {
+	mu sync.Mutex
+	ev []PeerEvent
+}
+
+func (l *eventLog) add(e PeerEvent) {
+	l.mu.Lock()
+	l.ev = append(l.ev, e)
+	l.mu.Unlock()
+}
+
+func (l *eventLog) take() []PeerEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ev := l.ev
+	l.ev = nil
+	return ev
+}
+
+func local(id int, addr string, seeder bool) *localAnnounce {
+	return &localAnnounce{user: 7, id: peerID(id), addr: netip.MustParseAddrPort(addr), seeder: seeder, numWant: 50, family: familyAny}
+}
+
+func TestPeerStoreEvents(t *testing.T) {
+	s := NewPeerStore(time.Minute, 0)
+	var log eventLog
+	s.SetObserver(log.add)
+	h := model.InfoHash{1}
+	now := time.Now()
+	s.announce(h, local(1, "192.0.2.1:1000", false), now, nil)
+	ev := log.take()
+	if len(ev) != 1 || ev[0].Kind != PeerPut || ev[0].Peer.Addr != netip.MustParseAddrPort("192.0.2.1:1000") || ev[0].UserID != 7 || ev[0].Swarm != h {
+		t.Fatalf("new peer events: %+v", ev)
+	}
+	// Re-announce with nothing new: no event.
+	s.announce(h, local(1, "192.0.2.1:1000", false), now.Add(time.Second), nil)
+	if ev := log.take(); len(ev) != 0 {
+		t.Fatalf("re-announce produced events: %+v", ev)
+	}
+	// Second address family, becoming a seeder, changing port: one event each.
+	s.announce(h, local(1, "[2001:db8::1]:1000", false), now, nil)
+	s.announce(h, local(1, "[2001:db8::1]:1000", true), now, nil)
+	s.announce(h, local(1, "192.0.2.1:1001", true), now, nil)
+	if ev := log.take(); len(ev) != 3 || !ev[1].Peer.Seeder || ev[2].Peer.Addr.Port() != 1001 {
+		t.Fatalf("change events: %+v", ev)
+	}
+	if sd, l, _ := s.Counts(h); sd != 1 || l != 0 {
+		t.Fatalf("counts %d/%d", sd, l)
+	}
+	// stopped: removed event; unknown peer stopping: nothing.
+	s.announce(h, &localAnnounce{id: peerID(1), stopped: true}, now, nil)
+	s.announce(h, &localAnnounce{id: peerID(2), stopped: true}, now, nil)
+	if ev := log.take(); len(ev) != 1 || ev[0].Kind != PeerRemoved {
+		t.Fatalf("stop events: %+v", ev)
+	}
+	if s.Len() != 0 {
+		t.Fatal("peer left after stopped")
+	}
+}
+
+func TestPeerStoreRemote(t *testing.T) {
+	s := NewPeerStore(time.Minute, 0)
+	var log eventLog
+	s.SetObserver(log.add)
+	h := model.InfoHash{2}
+	now := time.Now()
+	s.PutRemote("node-b", h, Peer{ID: peerID(1), Addr: netip.MustParseAddrPort("192.0.2.1:1"), Seeder: true})
+	s.PutRemote("node-b", h, Peer{ID: peerID(2), Addr: netip.MustParseAddrPort("192.0.2.2:1")})
+	s.PutRemote("node-c", h, Peer{ID: peerID(3), Addr: netip.MustParseAddrPort("[2001:db8::3]:1")})
+	if sd, l, _ := s.Counts(h); sd != 1 || l != 2 {
+		t.Fatalf("counts %d/%d", sd, l)
+	}
+	// A local announce gets remote peers and takes peer 2 over.
+	peers, c := s.announce(h, local(2, "192.0.2.2:1", true), now, nil)
+	if c.seeders != 2 || c.leechers != 1 {
+		t.Fatalf("counts after takeover: %+v", c)
+	}
+	if len(peers) != 1 || peers[0].ID != peerID(3) { // a seeder gets no seeders
+		t.Fatalf("peers: %+v", peers)
+	}
+	if ev := log.take(); len(ev) != 1 || ev[0].Kind != PeerPut {
+		t.Fatalf("takeover event: %+v", ev)
+	}
+	// node-b's late removal of peer 2 does not remove the now-local peer.
+	s.RemoveRemote("node-b", h, peerID(2))
+	s.RemoveRemote("node-x", h, peerID(3)) // unknown origin
+	s.RemoveRemote("node-b", h, peerID(3)) // not its peer
+	if s.Len() != 3 {
+		t.Fatalf("len %d after foreign removals", s.Len())
+	}
+	// node-b now serves peer 2 (the client moved back): it is no longer local.
+	s.PutRemote("node-b", h, Peer{ID: peerID(2), Addr: netip.MustParseAddrPort("[2001:db8::2]:1"), Seeder: true})
+	localCount := func() (n int) {
+		s.LocalPeers(func(model.InfoHash, Peer, uint64) bool { n++; return true })
+		return n
+	}
+	if n := localCount(); n != 0 {
+		t.Fatalf("%d local peers after node-b took peer 2", n)
+	}
+	// Its next announce here takes it back, with an event.
+	s.announce(h, local(2, "192.0.2.2:1", true), now, nil)
+	if ev := log.take(); len(ev) != 1 || ev[0].Kind != PeerPut || localCount() != 2 { // two addresses
+		t.Fatalf("take back: events %+v, local addresses %d", ev, localCount())
+	}
+	// node-c's peer moves to node-b.
+	s.PutRemote("node-b", h, Peer{ID: peerID(3), Addr: netip.MustParseAddrPort("[2001:db8::3]:1"), Seeder: true})
+	if n := s.DropOrigin("node-c"); n != 0 {
+		t.Fatalf("DropOrigin(node-c) removed %d", n)
+	}
+	if n := s.DropOrigin("node-b"); n != 2 {
+		t.Fatalf("DropOrigin(node-b) removed %d, want 2", n)
+	}
+	if sd, l, _ := s.Counts(h); sd != 1 || l != 0 || s.Len() != 1 {
+		t.Fatalf("after drop: %d/%d len %d", sd, l, s.Len())
+	}
+	if ev := log.take(); len(ev) != 0 {
+		t.Fatalf("remote changes produced events: %+v", ev)
+	}
+}
+
+func TestPeerStoreExpiry(t *testing.T) {
+	clock := &testClock{t: time.Now()}
+	s := NewPeerStore(10*time.Second, 30*time.Second)
+	s.clock = clock.now
+	var log eventLog
+	s.SetObserver(log.add)
+	h := model.InfoHash{3}
+	s.announce(h, local(1, "192.0.2.1:1", false), clock.now(), nil)
+	s.announce(h, local(2, "192.0.2.2:1", false), clock.now(), nil)
+	s.PutRemote("node-b", h, Peer{ID: peerID(3), Addr: netip.MustParseAddrPort("192.0.2.3:1")})
+	log.take()
+	clock.advance(6 * time.Second)
+	s.announce(h, local(2, "192.0.2.2:1", false), clock.now(), nil) // keeps peer 2 alive
+	clock.advance(6 * time.Second)
+	if n := s.Sweep(clock.now()); n != 1 {
+		t.Fatalf("swept %d, want 1", n)
+	}
+	ev := log.take()
+	if len(ev) != 1 || ev[0].Kind != PeerRemoved || ev[0].Peer.ID != peerID(1) {
+		t.Fatalf("expiry events: %+v", ev)
+	}
+	clock.advance(20 * time.Second)
+	if n := s.Sweep(clock.now()); n != 2 { // peer 2 (local ttl) and the remote peer (remote ttl)
+		t.Fatalf("swept %d, want 2", n)
+	}
+	if ev := log.take(); len(ev) != 1 || ev[0].Peer.ID != peerID(2) {
+		t.Fatalf("events: %+v", ev)
+	}
+	if s.Len() != 0 {
+		t.Fatal("peers left")
+	}
+	if len(s.shard(h).swarms) != 0 {
+		t.Fatal("empty swarm kept")
+	}
+}
+
+// TestTrackerExpiry runs the tracker's sweep with a fake clock.
+func TestTrackerExpiry(t *testing.T) {
+	f := newHTTPFixture(t, func(c *Config) { c.Interval = 100 * time.Second; c.PeerTTL = 150 * time.Second })
+	clock := &testClock{t: time.Now()}
+	useClock(f.tr, clock)
+	announceVia(t, f.tr, "192.0.2.1:1", f.pk, ann{ih: f.ih, id: peerID(1), port: 1, left: 1})
+	clock.advance(100 * time.Second)
+	f.tr.sweep()
+	if st, _ := f.tr.SwarmStats(f.ih); st.Leechers != 1 {
+		t.Fatalf("peer expired early: %+v", st)
+	}
+	clock.advance(51 * time.Second)
+	f.tr.sweep()
+	if st, _ := f.tr.SwarmStats(f.ih); st.Leechers != 0 {
+		t.Fatalf("peer not expired: %+v", st)
+	}
+}
+
+func TestPeerStoreSelection(t *testing.T) {
+	s := NewPeerStore(time.Minute, 0)
+	h := model.InfoHash{4}
+	now := time.Now()
+	for i := range 20 {
+		s.announce(h, local(i, fmt.Sprintf("192.0.2.%d:1", i+1), i < 10), now, nil)
+	}
+	seen := map[[20]byte]int{}
+	for range 200 {
+		a := local(100, "192.0.2.200:1", false)
+		a.numWant = 5
+		peers, _ := s.announce(h, a, now, nil)
+		if len(peers) != 5 {
+			t.Fatalf("got %d peers, want 5", len(peers))
+		}
+		dup := map[[20]byte]bool{}
+		for _, p := range peers {
+			if p.ID == peerID(100) || dup[p.ID] {
+				t.Fatalf("self or duplicate in %v", peers)
+			}
+			dup[p.ID] = true
+			seen[p.ID]++
+		}
+	}
+	if len(seen) != 20 {
+		t.Fatalf("random selection reached %d of 20 peers", len(seen))
+	}
+	// A seeder sees only the 10 leechers (plus the leecher 100).
+	a := local(0, "192.0.2.1:1", true)
+	a.numWant = 100
+	peers, _ := s.announce(h, a, now, nil)
+	if len(peers) != 11 {
+		t.Fatalf("seeder got %d peers, want 11", len(peers))
+	}
+	for _, p := range peers {
+		if p.Seeder {
+			t.Fatalf("seeder got seeder %v", p)
+		}
+	}
+	// Family filter.
+	s.announce(h, local(200, "[2001:db8::1]:1", false), now, nil)
+	a = local(201, "[2001:db8::2]:1", false)
+	a.family, a.numWant = family6, 100
+	if peers, _ := s.announce(h, a, now, nil); len(peers) != 1 || !peers[0].Addr.Addr().Is6() {
+		t.Fatalf("IPv6-only selection: %v", peers)
+	}
+}
+
+func TestPickStrideCoprime(t *testing.T) {
+	for n := 1; n < 200; n++ {
+		for range 10 {
+			if s := pickStride(n); s < 1 || (n > 1 && s >= n) || gcd(s, n) != 1 {
+				t.Fatalf("pickStride(%d) = %d", n, s)
+			}
+		}
+	}
+}
+
+func TestPeerStoreConcurrent(t *testing.T) {
+	s := NewPeerStore(time.Minute, 0)
+	s.SetObserver(func(PeerEvent) {})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			buf := make([]Peer, 0, 100)
+			for i := range 2000 {
+				h := model.InfoHash{byte(i % 7)}
+				a := local(g*10000+i%50, fmt.Sprintf("192.0.2.%d:%d", g+1, i%50+1), i%3 == 0)
+				a.stopped = i%11 == 0
+				buf, _ = s.announce(h, a, time.Now(), buf[:0])
+				if i%100 == 0 {
+					s.PutRemote("node-b", h, Peer{ID: peerID(i), Addr: netip.MustParseAddrPort("192.0.2.250:1")})
+					s.RemoveRemote("node-b", h, peerID(i-100))
+					s.Sweep(time.Now())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Counts stay consistent with the records.
+	for i := range s.shards {
+		for h, sw := range s.shards[i].swarms {
+			var sd, l int32
+			for _, r := range sw.peers {
+				if r.seeder() {
+					sd++
+				} else {
+					l++
+				}
+				if int(sw.index[r.id]) >= len(sw.peers) || sw.peers[sw.index[r.id]].id != r.id {
+					t.Fatalf("index broken in %x", h)
+				}
+			}
+			if sd != sw.seeders || l != sw.leechers || len(sw.index) != len(sw.peers) {
+				t.Fatalf("swarm %x: counts %d/%d, records %d/%d", h, sw.seeders, sw.leechers, sd, l)
+			}
+		}
+	}
+}
+
+// BenchmarkPeerStoreAnnounce: parallel re-announces into 256 swarms of 200
+// peers each, 50 peers returned. Budget: 0 allocations.
+func BenchmarkPeerStoreAnnounce(b *testing.B) {
+	s := NewPeerStore(time.Hour, 0)
+	now := time.Now()
+	const swarms, per = 256, 200
+	var ids [per][20]byte
+	for j := range ids {
+		ids[j] = peerID(j)
+	}
+	for i := range swarms {
+		h := model.InfoHash{byte(i % swarms), 0, 1}
+		for j := range per {
+			s.announce(h, &localAnnounce{id: peerID(j), addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(j), 1}), 6881), seeder: j%2 == 0}, now, nil)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]Peer, 0, 100)
+		i := 0
+		for pb.Next() {
+			i++
+			h := model.InfoHash{byte(i % swarms), 0, 1}
+			a := localAnnounce{id: ids[i%per], addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i % per), 1}), 6881), seeder: (i%per)%2 == 0, numWant: 50, family: familyAny}
+			buf, _ = s.announce(h, &a, now, buf[:0])
+		}
+	})
+}

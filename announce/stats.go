@@ -1,0 +1,439 @@
+package announce
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/seedbank/seedbank/model"
+)
+
+// Ratio accounting rules (exact: nothing lost, nothing counted twice).
+//
+//   - A peer's counters are keyed by (user, torrent, peer_id), never by
+//     address: a dual-stack client announcing over IPv4 and IPv6 reports the
+//     same bytes twice, and the second report is a zero delta. The torrent is
+//     TorrentRef.ID, so the two hashes of a hybrid torrent share counters.
+//   - The first announce of an unknown (user, torrent, peer_id) is a baseline:
+//     its uploaded/downloaded are remembered, not counted.
+//   - Later announces count value - last for each of uploaded and downloaded.
+//   - Counter reset: a value lower than the last one (a client restarted
+//     with the same peer_id) becomes the new baseline for that counter and
+//     counts nothing; no delta is ever negative.
+//   - Implausible jump: an uploaded or downloaded delta above
+//     MaxRate * seconds-since-last-announce + JumpSlack, or a downloaded delta
+//     above the torrent's TotalSize + JumpSlack, is not counted (the new value
+//     still becomes the baseline) and is logged at warn level.
+//   - A snatch is counted once per (user, torrent, peer_id): on
+//     event=completed, or when a peer last seen here with left > 0 reports
+//     left = 0 (its completed announce was lost, e.g. in a crash of this
+//     node).
+//   - The last counters of every peer are persisted with each flushed batch in
+//     the same bbolt transaction, so after a crash the announces that were
+//     accounted in memory but not flushed are counted again from the
+//     persisted baseline, exactly once, at the peer's next announce. Only a
+//     peer that resets its counters or changes its peer_id before that next
+//     announce loses what it transferred in the last FlushInterval before
+//     the crash.
+//   - Counters not updated for CounterTTL are forgotten; the peer's next
+//     announce is a baseline.
+//
+// Failover between nodes (counter handoff). A peer is counted by the node it
+// announces to. When node B learns through gossip that node A now serves a
+// peer (Tracker.PutRemotePeer), B hands its counters for that peer off: it
+// stops counting from them and returns them for the gossip layer to deliver
+// to A's ImportPeerCounters. A took the first announce it saw of the peer as
+// a baseline and remembered it as "awaiting handoff"; the handed-off counters
+// let A count the gap between B's last numbers and that baseline. So a
+// client that moves (even one that announces to several nodes in turn) is
+// counted once, provided the handoff arrives before the client's next
+// announce to A (gossip converges in about a second, announce intervals are
+// minutes). If the handoff never arrives (B died), the gap since B's last
+// announce is lost; nothing is counted twice.
+
+// numStatsShards is the number of independently locked parts of the
+// accountant, picked by the torrent hash like the peer store's shards.
+const numStatsShards = 64
+
+// PeerCounters are the last cumulative counters a peer reported for a
+// torrent, as handed from one node to another when a client fails over.
+type PeerCounters struct {
+	UserID     uint64
+	Torrent    model.InfoHash // TorrentRef.ID
+	PeerID     [20]byte
+	Uploaded   uint64
+	Downloaded uint64
+	// Completed is true once the peer's event=completed was counted.
+	Completed bool
+	// Updated is when the numbers were reported, Unix seconds.
+	Updated int64
+}
+
+type counterKey struct {
+	user    uint64
+	torrent model.InfoHash
+	peer    [20]byte
+}
+
+// peerKey finds a peer's counters without knowing its user (handoff).
+type peerKey struct {
+	torrent model.InfoHash
+	peer    [20]byte
+}
+
+// counterRec is a peer's last counters on this node.
+type counterRec struct {
+	up, down  uint64
+	updated   int64 // Unix seconds of the last report
+	completed bool
+	leeching  bool // the last report had left > 0
+	// handedOff: another node serves the peer now; these numbers were handed
+	// to it and no longer count here.
+	handedOff bool
+	// recon: the first numbers of a peer new to this node (reconUp,
+	// reconDown at reconAt) await another node's handoff to count the gap.
+	recon              bool
+	reconUp, reconDown uint64
+	reconAt            int64
+}
+
+type sumKey struct {
+	user    uint64
+	torrent model.InfoHash
+}
+
+type sums struct {
+	up, down, snatches uint64
+}
+
+type statsShard struct {
+	mu       sync.Mutex
+	counters map[counterKey]counterRec
+	owners   map[peerKey]uint64 // (torrent, peer) -> user of its counters
+	pending  map[sumKey]sums
+	dirty    map[counterKey]struct{} // changed since the last flush
+	deleted  map[counterKey]struct{} // forgotten since the last flush
+}
+
+// accountant turns cumulative per-peer counters into per-(user, torrent)
+// deltas. It never blocks on anything but its own short critical sections.
+type accountant struct {
+	shards     [numStatsShards]statsShard
+	maxRate    int64
+	slack      int64
+	counterTTL time.Duration
+	log        *slog.Logger
+}
+
+func newAccountant(cfg *Config, log *slog.Logger) *accountant {
+	a := &accountant{maxRate: cfg.MaxRate, slack: cfg.JumpSlack, counterTTL: cfg.CounterTTL, log: log}
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.counters = map[counterKey]counterRec{}
+		sh.owners = map[peerKey]uint64{}
+		sh.pending = map[sumKey]sums{}
+		sh.dirty = map[counterKey]struct{}{}
+		sh.deleted = map[counterKey]struct{}{}
+	}
+	return a
+}
+
+func (a *accountant) shard(h model.InfoHash) *statsShard {
+	return &a.shards[h[0]%numStatsShards]
+}
+
+// report is one announce's numbers for the accountant.
+type report struct {
+	user      uint64
+	torrent   model.TorrentRef
+	peer      [20]byte
+	up, down  uint64
+	completed bool
+	seeding   bool // left == 0
+}
+
+// account applies one announce and reports whether it counted a new snatch.
+func (a *accountant) account(r *report, now time.Time) (snatch bool) {
+	k := counterKey{r.user, r.torrent.ID, r.peer}
+	nowS := now.Unix()
+	var badUp, badDown uint64
+	sh := a.shard(r.torrent.ID)
+	sh.mu.Lock()
+	c, known := sh.counters[k]
+	if !known || c.handedOff {
+		// New here: a baseline, awaiting a possible handoff.
+		completed := known && c.completed
+		c = counterRec{up: r.up, down: r.down, updated: nowS, completed: completed,
+			recon: true, reconUp: r.up, reconDown: r.down, reconAt: nowS}
+		sh.owners[peerKey{k.torrent, k.peer}] = k.user
+	} else {
+		du, dd := delta(r.up, c.up), delta(r.down, c.down)
+		du, dd, badUp, badDown = a.plausible(du, dd, nowS-c.updated, r.torrent.TotalSize)
+		c.up, c.down, c.updated = r.up, r.down, nowS
+		if du|dd != 0 {
+			a.addLocked(sh, k, du, dd, 0)
+		}
+	}
+	finished := r.completed || (r.seeding && c.leeching)
+	c.leeching = !r.seeding
+	if finished && !c.completed {
+		c.completed, snatch = true, true
+		a.addLocked(sh, k, 0, 0, 1)
+	}
+	sh.counters[k] = c
+	sh.dirty[k] = struct{}{}
+	delete(sh.deleted, k)
+	sh.mu.Unlock()
+	if badUp != 0 || badDown != 0 {
+		a.logJump(k, badUp, badDown, r.torrent.TotalSize)
+	}
+	return snatch
+}
+
+// plausible applies the jump rules to deltas over elapsed seconds. It returns
+// the deltas to count and the ones it refused.
+func (a *accountant) plausible(du, dd uint64, elapsed, totalSize int64) (okUp, okDown, badUp, badDown uint64) {
+	limit := satMulAdd(a.maxRate, max(elapsed, 1), a.slack)
+	if du > limit {
+		badUp, du = du, 0
+	}
+	if dd > limit || (totalSize > 0 && dd > uint64(totalSize)+uint64(a.slack)) {
+		badDown, dd = dd, 0
+	}
+	return du, dd, badUp, badDown
+}
+
+func (a *accountant) logJump(k counterKey, badUp, badDown uint64, totalSize int64) {
+	a.log.Warn("implausible counter jump not counted",
+		"user", k.user, "torrent", k.torrent.String(), "peer_id", hex.EncodeToString(k.peer[:]),
+		"uploaded_delta", badUp, "downloaded_delta", badDown, "total_size", totalSize)
+}
+
+func (a *accountant) addLocked(sh *statsShard, k counterKey, up, down, snatches uint64) {
+	sk := sumKey{k.user, k.torrent}
+	s := sh.pending[sk]
+	s.up += up
+	s.down += down
+	s.snatches += snatches
+	sh.pending[sk] = s
+}
+
+// delta returns now-last, or 0 when the counter went back (a reset).
+func delta(now, last uint64) uint64 {
+	if now < last {
+		return 0
+	}
+	return now - last
+}
+
+// satMulAdd returns rate*secs+slack, saturating instead of overflowing.
+func satMulAdd(rate, secs, slack int64) uint64 {
+	if rate <= 0 || secs <= 0 {
+		return uint64(max(slack, 0))
+	}
+	const maxU = ^uint64(0)
+	if uint64(secs) > maxU/uint64(rate) {
+		return maxU
+	}
+	p := uint64(rate) * uint64(secs)
+	if p > maxU-uint64(max(slack, 0)) {
+		return maxU
+	}
+	return p + uint64(max(slack, 0))
+}
+
+// Counters returns the live (not handed-off) last counters of a peer.
+func (a *accountant) Counters(user uint64, torrent model.InfoHash, peer [20]byte) (PeerCounters, bool) {
+	k := counterKey{user, torrent, peer}
+	sh := a.shard(torrent)
+	sh.mu.Lock()
+	c, ok := sh.counters[k]
+	sh.mu.Unlock()
+	if !ok || c.handedOff {
+		return PeerCounters{}, false
+	}
+	return PeerCounters{UserID: user, Torrent: torrent, PeerID: peer, Uploaded: c.up, Downloaded: c.down, Completed: c.completed, Updated: c.updated}, true
+}
+
+// importCounters applies counters another node handed off (or gossip
+// carried) and reports whether they changed anything here:
+//   - if this node's counters for the peer await a handoff, the gap between
+//     pc and this node's first numbers is counted (jump rules apply) and the
+//     baseline is raised to pc where pc is ahead;
+//   - else if this node has no live counters for the peer, or older ones, pc
+//     becomes the baseline (the peer's next announce counts from it);
+//   - else (this node's counters are newer) pc is ignored.
+func (a *accountant) importCounters(pc PeerCounters, totalSize int64) bool {
+	k := counterKey{pc.UserID, pc.Torrent, pc.PeerID}
+	var badUp, badDown uint64
+	sh := a.shard(pc.Torrent)
+	sh.mu.Lock()
+	c, known := sh.counters[k]
+	switch {
+	case known && !c.handedOff && c.recon:
+		du, dd := delta(c.reconUp, pc.Uploaded), delta(c.reconDown, pc.Downloaded)
+		du, dd, badUp, badDown = a.plausible(du, dd, c.reconAt-pc.Updated, totalSize)
+		if du|dd != 0 {
+			a.addLocked(sh, k, du, dd, 0)
+		}
+		c.up, c.down = max(c.up, pc.Uploaded), max(c.down, pc.Downloaded)
+		c.completed = c.completed || pc.Completed
+		c.recon = false
+	case known && !c.handedOff && c.updated >= pc.Updated:
+		sh.mu.Unlock()
+		return false
+	default:
+		c = counterRec{up: pc.Uploaded, down: pc.Downloaded, updated: pc.Updated, completed: pc.Completed || (known && c.completed)}
+	}
+	sh.counters[k] = c
+	sh.owners[peerKey{k.torrent, k.peer}] = k.user
+	sh.dirty[k] = struct{}{}
+	delete(sh.deleted, k)
+	sh.mu.Unlock()
+	if badUp != 0 || badDown != 0 {
+		a.logJump(k, badUp, badDown, totalSize)
+	}
+	return true
+}
+
+// handOff marks this node's live counters of peer in torrent as handed off
+// to another node and returns them; false if there are none.
+func (a *accountant) handOff(torrent model.InfoHash, peer [20]byte) (PeerCounters, bool) {
+	sh := a.shard(torrent)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	user, ok := sh.owners[peerKey{torrent, peer}]
+	if !ok {
+		return PeerCounters{}, false
+	}
+	k := counterKey{user, torrent, peer}
+	c, ok := sh.counters[k]
+	if !ok || c.handedOff {
+		return PeerCounters{}, false
+	}
+	c.handedOff, c.recon = true, false
+	sh.counters[k] = c
+	sh.dirty[k] = struct{}{}
+	return PeerCounters{UserID: user, Torrent: torrent, PeerID: peer, Uploaded: c.up, Downloaded: c.down, Completed: c.completed, Updated: c.updated}, true
+}
+
+// load installs a persisted counter at startup.
+func (a *accountant) load(k counterKey, c counterRec) {
+	sh := a.shard(k.torrent)
+	sh.mu.Lock()
+	sh.counters[k] = c
+	sh.owners[peerKey{k.torrent, k.peer}] = k.user
+	sh.mu.Unlock()
+}
+
+// sweep forgets counters not updated since now-counterTTL and returns how
+// many it forgot.
+func (a *accountant) sweep(now time.Time) int {
+	cut := now.Add(-a.counterTTL).Unix()
+	n := 0
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.Lock()
+		for k, c := range sh.counters {
+			if c.updated < cut {
+				delete(sh.counters, k)
+				if pk := (peerKey{k.torrent, k.peer}); sh.owners[pk] == k.user {
+					delete(sh.owners, pk)
+				}
+				delete(sh.dirty, k)
+				sh.deleted[k] = struct{}{}
+				n++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// counterPut is one persisted counter.
+type counterPut struct {
+	k counterKey
+	c counterRec
+}
+
+// flushSet is what one flush takes out of the accountant: the deltas and
+// the counters they were computed against, consistent per shard.
+type flushSet struct {
+	deltas []model.StatsDelta
+	puts   []counterPut
+	dels   []counterKey
+}
+
+func (f *flushSet) empty() bool {
+	return len(f.deltas) == 0 && len(f.puts) == 0 && len(f.dels) == 0
+}
+
+// take removes the pending deltas and dirty counters. Deltas come out sorted
+// by (user, torrent), so a batch's encoding is deterministic.
+func (a *accountant) take() flushSet {
+	var f flushSet
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.Lock()
+		for k, s := range sh.pending {
+			f.deltas = append(f.deltas, model.StatsDelta{UserID: k.user, Torrent: k.torrent, Uploaded: s.up, Downloaded: s.down, Snatches: s.snatches})
+		}
+		clear(sh.pending)
+		for k := range sh.dirty {
+			f.puts = append(f.puts, counterPut{k, sh.counters[k]})
+		}
+		clear(sh.dirty)
+		for k := range sh.deleted {
+			f.dels = append(f.dels, k)
+		}
+		clear(sh.deleted)
+		sh.mu.Unlock()
+	}
+	slices.SortFunc(f.deltas, func(x, y model.StatsDelta) int {
+		if x.UserID != y.UserID {
+			if x.UserID < y.UserID {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(x.Torrent[:], y.Torrent[:])
+	})
+	return f
+}
+
+// restore puts back what take removed, after the flush failed to persist it.
+func (a *accountant) restore(f flushSet) {
+	for _, d := range f.deltas {
+		sh := a.shard(d.Torrent)
+		sh.mu.Lock()
+		a.addLocked(sh, counterKey{user: d.UserID, torrent: d.Torrent}, d.Uploaded, d.Downloaded, d.Snatches)
+		sh.mu.Unlock()
+	}
+	for _, p := range f.puts {
+		sh := a.shard(p.k.torrent)
+		sh.mu.Lock()
+		if _, ok := sh.counters[p.k]; ok {
+			sh.dirty[p.k] = struct{}{}
+		}
+		sh.mu.Unlock()
+	}
+	for _, k := range f.dels {
+		sh := a.shard(k.torrent)
+		sh.mu.Lock()
+		if _, ok := sh.counters[k]; !ok {
+			sh.deleted[k] = struct{}{}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// StatsCommitter applies flushed stats batches to the replicated state.
+type StatsCommitter interface {
+	// CommitStats returns nil once the batch is applied; applying the same
+	// (NodeID, Seq) twice is a no-op on the other side, so retrying is safe.
+	CommitStats(ctx context.Context, b model.StatsBatch) error
+}

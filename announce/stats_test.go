@@ -1,0 +1,562 @@
+package announce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seedbank/seedbank/model"
+)
+
+func TestAccountingRules(t *testing.T) {
+	cfg := Config{JumpSlack: 1000, MaxRate: 100}.WithDefaults()
+	tor := model.TorrentRef{ID: model.InfoHash{9}, TotalSize: 5000}
+	type step struct {
+		up, down  uint64
+		completed bool
+		seeding   bool
+		after     time.Duration // since the previous step
+		peer      int
+		want      sums // accumulated pending after the step
+		snatch    bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"first announce is a baseline", []step{
+			{up: 500, down: 700, want: sums{}},
+			{up: 800, down: 900, after: time.Second, want: sums{up: 300, down: 200}},
+		}},
+		{"reset becomes the new baseline", []step{
+			{up: 500, down: 500},
+			{up: 600, down: 600, after: time.Second, want: sums{up: 100, down: 100}},
+			{up: 10, down: 700, after: time.Second, want: sums{up: 100, down: 200}}, // upload reset, download counts
+			{up: 50, down: 750, after: time.Second, want: sums{up: 140, down: 250}},
+		}},
+		{"same numbers count nothing", []step{
+			{up: 5, down: 5},
+			{up: 5, down: 5, after: time.Second},
+			{up: 5, down: 5},
+		}},
+		{"download beyond torrent size is dropped", []step{
+			{up: 0, down: 0},
+			{up: 0, down: 6001, after: time.Hour, want: sums{}}, // > 5000 + 1000
+			{up: 0, down: 7000, after: time.Hour, want: sums{down: 999}},
+		}},
+		{"rate cap", []step{
+			{up: 0, down: 0},
+			{up: 1101, down: 0, after: time.Second, want: sums{}}, // > 100*1 + 1000
+			{up: 2301, down: 0, after: 2 * time.Second, want: sums{up: 1200}},
+		}},
+		{"snatch once per peer", []step{
+			{down: 0},
+			{down: 10, completed: true, after: time.Second, want: sums{down: 10, snatches: 1}, snatch: true},
+			{down: 10, completed: true, after: time.Second, want: sums{down: 10, snatches: 1}},
+			{down: 0, completed: true, peer: 1, want: sums{down: 10, snatches: 2}, snatch: true},
+		}},
+		{"leecher reaching left=0 is a snatch", []step{
+			{down: 0},
+			{down: 10, seeding: true, after: time.Second, want: sums{down: 10, snatches: 1}, snatch: true},
+			{down: 10, seeding: true, completed: true, want: sums{down: 10, snatches: 1}},
+			{down: 0, seeding: true, peer: 1, want: sums{down: 10, snatches: 1}}, // a seeder from the start
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAccountant(&cfg, testLogger(t))
+			now := time.Unix(1_700_000_000, 0)
+			for i, s := range tc.steps {
+				now = now.Add(s.after)
+				r := report{user: 1, torrent: tor, peer: peerID(s.peer), up: s.up, down: s.down, completed: s.completed, seeding: s.seeding}
+				if got := a.account(&r, now); got != s.snatch {
+					t.Fatalf("step %d: snatch %v, want %v", i, got, s.snatch)
+				}
+				got := a.shard(tor.ID).pending[sumKey{1, tor.ID}]
+				if got != s.want {
+					t.Fatalf("step %d: pending %+v, want %+v", i, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestImportPeerCounters(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	a := newAccountant(&cfg, testLogger(t))
+	tor := model.TorrentRef{ID: model.InfoHash{5}, TotalSize: 1 << 30}
+	now := time.Unix(1_700_000_000, 0)
+	pending := func() sums { return a.shard(tor.ID).pending[sumKey{1, tor.ID}] }
+	// No local counters: an import becomes the baseline.
+	if !a.importCounters(PeerCounters{UserID: 1, Torrent: tor.ID, PeerID: peerID(1), Uploaded: 500, Updated: now.Unix()}, tor.TotalSize) {
+		t.Fatal("import refused")
+	}
+	a.account(&report{user: 1, torrent: tor, peer: peerID(1), up: 650}, now.Add(time.Minute))
+	if got := pending(); got.up != 150 {
+		t.Fatalf("counted %d from the imported baseline, want 150", got.up)
+	}
+	// Newer local counters win over an older import.
+	if a.importCounters(PeerCounters{UserID: 1, Torrent: tor.ID, PeerID: peerID(1), Uploaded: 600, Updated: now.Unix() + 30}, tor.TotalSize) {
+		t.Fatal("older import accepted")
+	}
+	pc, ok := a.Counters(1, tor.ID, peerID(1))
+	if !ok || pc.Uploaded != 650 || pc.Updated != now.Add(time.Minute).Unix() {
+		t.Fatalf("Counters = %+v %v", pc, ok)
+	}
+	// Handoff: the counters stop counting here and come back once.
+	ho, ok := a.handOff(tor.ID, peerID(1))
+	if !ok || ho != pc {
+		t.Fatalf("handOff = %+v %v, want %+v", ho, ok, pc)
+	}
+	if _, ok := a.handOff(tor.ID, peerID(1)); ok {
+		t.Fatal("second handOff")
+	}
+	if _, ok := a.Counters(1, tor.ID, peerID(1)); ok {
+		t.Fatal("handed-off counters still live")
+	}
+	// The client comes back later at 900: a baseline awaiting a handoff;
+	// the other node hands over 800: the gap 650..800 was the other node's,
+	// 800..900 is counted now.
+	a.account(&report{user: 1, torrent: tor, peer: peerID(1), up: 900}, now.Add(10*time.Minute))
+	if got := pending(); got.up != 150 {
+		t.Fatalf("baseline counted: %+v", got)
+	}
+	if !a.importCounters(PeerCounters{UserID: 1, Torrent: tor.ID, PeerID: peerID(1), Uploaded: 800, Updated: now.Add(9 * time.Minute).Unix()}, tor.TotalSize) {
+		t.Fatal("handoff refused")
+	}
+	if got := pending(); got.up != 250 {
+		t.Fatalf("after handoff counted %d, want 250", got.up)
+	}
+}
+
+// TestFailoverBetweenNodes: a client moves from node A to node B and back,
+// with the handoffs a gossip layer would deliver, and also announces to
+// both in turn; the totals are exact.
+func TestFailoverBetweenNodes(t *testing.T) {
+	reg := newFakeRegistry()
+	pk := reg.addUser(1, true)
+	ih := reg.addTorrent("t", 1<<30)
+	sc := newFakeCommitter()
+	a := newTestTracker(t, reg, sc, func(c *Config) { c.NodeID = "node-a" })
+	b := newTestTracker(t, reg, sc, func(c *Config) { c.NodeID = "node-b" })
+	nodes := map[string]*Tracker{"node-a": a, "node-b": b}
+	// gossip: every PeerPut on one node is delivered to the other, and a
+	// handoff goes back to the node that took the peer.
+	var mu sync.Mutex
+	var queue []func()
+	for name, tr := range nodes {
+		tr.Peers().SetObserver(func(e PeerEvent) {
+			if e.Kind != PeerPut {
+				return
+			}
+			mu.Lock()
+			queue = append(queue, func() {
+				for other, o := range nodes {
+					if other == name {
+						continue
+					}
+					if pc, ok := o.PutRemotePeer(name, e.Swarm, e.Peer); ok {
+						nodes[name].ImportPeerCounters(pc)
+					}
+				}
+			})
+			mu.Unlock()
+		})
+	}
+	deliver := func() {
+		mu.Lock()
+		q := queue
+		queue = nil
+		mu.Unlock()
+		for _, f := range q {
+			f()
+		}
+	}
+	var up uint64
+	send := func(tr *Tracker, event string) {
+		up += 1000
+		announceVia(t, tr, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, left: 1, up: up, event: event})
+		deliver()
+	}
+	up = 5000 // a client that already uploaded elsewhere before: its first numbers are a baseline
+	announceVia(t, a, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, left: 1, up: up, event: "started"})
+	deliver()
+	send(a, "")        // +1000 at A
+	send(b, "started") // moves to B: +1000 counted through the handoff
+	send(b, "")
+	send(a, "") // back to A
+	for range 3 {
+		send(a, "")
+		send(b, "") // announcing to both in turn
+	}
+	for _, tr := range nodes {
+		if err := tr.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := sc.snapshot()[sumKey{1, ih}].up, up-5000; got != want {
+		t.Fatalf("total uploaded %d, want %d", got, want)
+	}
+}
+
+func TestQueueRestartResendsSameSeq(t *testing.T) {
+	reg := newFakeRegistry()
+	pk := reg.addUser(1, true)
+	ih := reg.addTorrent("t", 1<<30)
+	path := filepath.Join(t.TempDir(), "q.db")
+	sc := newFakeCommitter()
+	sc.down.Store(true)
+	cfg := Config{NodeID: "n1", QueuePath: path, CommitTimeout: 50 * time.Millisecond}
+	tr, err := New(cfg, reg, sc, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		announceVia(t, tr, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, up: uint64(i * 10)})
+		err := tr.Flush(context.Background())
+		if i == 0 && err != nil { // a baseline only: counters saved, no batch
+			t.Fatal(err)
+		}
+		if i > 0 && err == nil {
+			t.Fatal("Flush succeeded with the leader down")
+		}
+	}
+	if n, _ := tr.PendingBatches(); n != 2 {
+		t.Fatalf("pending %d, want 2", n)
+	}
+	first, _, _ := tr.queue.oldest()
+	if err := tr.Close(); err == nil {
+		t.Fatal("Close reported success with uncommitted batches")
+	}
+
+	// Another node id must not adopt the file.
+	if _, err := New(Config{NodeID: "n2", QueuePath: path}, reg, sc, nil); !errors.Is(err, ErrQueueNodeMismatch) {
+		t.Fatalf("foreign node opened the queue: %v", err)
+	}
+
+	sc.down.Store(false)
+	tr, err = New(cfg, reg, sc, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tr.Run(ctx) }()
+	waitFor(t, "pending batches committed", func() bool { n, _ := tr.PendingBatches(); return n == 0 })
+	cancel()
+	<-done
+	if err := tr.Run(context.Background()); err == nil {
+		t.Fatal("second Run accepted")
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if !sc.seen["n1"][first.Seq] || !sc.seen["n1"][first.Seq+1] || sc.outOfOrd != 0 {
+		t.Fatalf("applied seqs %v (first %d), out of order %d", sc.seen["n1"], first.Seq, sc.outOfOrd)
+	}
+	if got := sc.totals[sumKey{1, ih}]; got.up != 20 {
+		t.Fatalf("total up %d, want 20", got.up)
+	}
+	if first.Seq < uint64(time.Now().Add(-time.Hour).UnixMicro()) {
+		t.Fatalf("first seq %d is not time-based", first.Seq)
+	}
+}
+
+// simPeer is one simulated BitTorrent client session.
+type simPeer struct {
+	user     uint64
+	pk       string
+	hash     model.InfoHash // the hash it announces (either of a hybrid)
+	torrent  model.InfoHash // TorrentRef.ID
+	id       [20]byte
+	up, down uint64
+	started  bool
+	done     bool
+	dual     bool // announces over IPv4 and IPv6
+	epoch    int  // the tracker run it last announced to
+	addr4    string
+	addr6    string
+}
+
+// TestStatsExactUnderChaos drives thousands of announces from many peers
+// with random client restarts (counter resets, new peer ids), dual-stack
+// double announces and hybrid torrents; a CommitStats that applies but times
+// out once; a leader outage; and a crash in the middle (no flush, queue
+// reopened). The committed totals must equal the true transfers exactly.
+func TestStatsExactUnderChaos(t *testing.T) {
+	reg := newFakeRegistry()
+	const users, peersN, goroutines = 12, 240, 8
+	var pks []string
+	for u := range users {
+		pks = append(pks, reg.addUser(uint64(u+1), true))
+	}
+	type tor struct{ id, alt model.InfoHash }
+	var tors []tor
+	for i := range 4 {
+		h := reg.addTorrent(fmt.Sprintf("plain-%d", i), 1<<40)
+		tors = append(tors, tor{h, h})
+	}
+	for i := range 2 {
+		v1, v2 := reg.addHybrid(fmt.Sprintf("hybrid-%d", i), 1<<40)
+		tors = append(tors, tor{v1, v2})
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	peers := make([]*simPeer, peersN)
+	for i := range peers {
+		u := rng.IntN(users)
+		tr := tors[rng.IntN(len(tors))]
+		h := tr.id
+		if rng.IntN(2) == 0 {
+			h = tr.alt
+		}
+		peers[i] = &simPeer{
+			user: uint64(u + 1), pk: pks[u], hash: h, torrent: tr.id, id: peerID(i),
+			dual:  i%5 == 0,
+			addr4: fmt.Sprintf("10.%d.%d.1:6881", i/200, i%200),
+			addr6: fmt.Sprintf("[2001:db8::%x]:6881", i+1),
+		}
+	}
+	var (
+		truthMu sync.Mutex
+		truth   = map[sumKey]sums{}
+		nextID  = peersN
+		epoch   = 1  // tracker run; a peer restarts only after announcing to the current run
+		quiet   bool // no client restarts (the unflushed window before the crash)
+	)
+	sc := newFakeCommitter()
+	sc.timeoutsAfterApply = 1
+	path := filepath.Join(t.TempDir(), "queue.db")
+	cfg := Config{
+		NodeID: "node-a", QueuePath: path,
+		FlushInterval: 15 * time.Millisecond, CommitTimeout: 80 * time.Millisecond,
+		RetryMin: 5 * time.Millisecond, RetryMax: 40 * time.Millisecond,
+	}
+
+	// step makes peer p do one thing and records the true transfer.
+	step := func(t *testing.T, tr *Tracker, p *simPeer, rng *rand.Rand) {
+		a := ann{ih: p.hash, id: p.id, port: 6881, left: 1}
+		// A client restart right after a tracker crash would lose the
+		// crashed run's unflushed deltas of that peer (see stats.go); the
+		// simulation lets a peer restart only once it announced to this run.
+		canRestart := p.epoch == epoch && !quiet
+		p.epoch = epoch
+		switch r := rng.IntN(100); {
+		case !p.started:
+			a.event = "started"
+			p.started = true
+		case r < 3 && canRestart: // client restart, same peer id: counters from zero
+			p.up, p.down = 0, 0
+			a.event = "started"
+		case r < 5 && canRestart: // client restart with a new peer id
+			truthMu.Lock()
+			p.id = peerID(nextID)
+			nextID++
+			truthMu.Unlock()
+			p.up, p.down, p.done = 0, 0, false
+			a.id, a.event = p.id, "started"
+		default:
+			du, dd := uint64(rng.IntN(1<<20)), uint64(rng.IntN(1<<20))
+			p.up += du
+			p.down += dd
+			snatch := uint64(0)
+			if !p.done && rng.IntN(20) == 0 {
+				a.event, p.done, snatch = "completed", true, 1
+			}
+			truthMu.Lock()
+			k := sumKey{p.user, p.torrent}
+			s := truth[k]
+			s.up += du
+			s.down += dd
+			s.snatches += snatch
+			truth[k] = s
+			truthMu.Unlock()
+		}
+		a.up, a.down = p.up, p.down
+		if p.done {
+			a.left = 0
+		}
+		m := announceVia(t, tr, p.addr4, p.pk, a)
+		if r := failure(m); r != "" {
+			t.Fatalf("announce failed: %s", r)
+		}
+		if p.dual { // the same report again over IPv6
+			a.event = ""
+			announceVia(t, tr, p.addr6, p.pk, a)
+		}
+	}
+	phase := func(t *testing.T, tr *Tracker, steps int, seed uint64, mid func()) {
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(seed, uint64(g)))
+				for i := range steps / goroutines {
+					p := peers[g+goroutines*rng.IntN(peersN/goroutines)] // each goroutine owns its peers
+					step(t, tr, p, rng)
+					if g == 0 && i == steps/goroutines/2 && mid != nil {
+						mid()
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+
+	// Phase 1: run, with the leader going down halfway, then crash.
+	tr, err := New(cfg, reg, sc, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	go tr.Run(ctx)
+	phase(t, tr, 3000, 10, func() {
+		waitFor(t, "first commit timed out and retried", func() bool {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			return sc.dups > 0
+		})
+		sc.down.Store(true)
+	})
+	waitFor(t, "batches queued while the leader is down", func() bool { n, _ := tr.PendingBatches(); return n > 0 })
+	// The last flush before the crash, then announces that only live in
+	// memory when the node dies. Their deltas are recovered from the
+	// persisted counters at the peers' next announces, unless a client
+	// resets its counters before that (the documented loss), which the
+	// simulation avoids.
+	if err := tr.flush(); err != nil {
+		t.Fatal(err)
+	}
+	quiet = true
+	for i := range 40 {
+		step(t, tr, peers[i], rng)
+	}
+	pendingAtCrash, _ := tr.PendingBatches()
+	unflushed := 0
+	for i := range tr.acct.shards {
+		sh := &tr.acct.shards[i]
+		sh.mu.Lock()
+		unflushed += len(sh.pending)
+		sh.mu.Unlock()
+	}
+	crash(tr)
+	t.Logf("crash with %d batches queued and %d unflushed deltas in memory", pendingAtCrash, unflushed)
+
+	// Phase 2: restart on the same queue, leader back.
+	epoch++
+	quiet = false
+	sc.down.Store(false)
+	tr, err = New(cfg, reg, sc, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- tr.Run(runCtx) }()
+	phase(t, tr, 3000, 20, nil)
+	cancel()
+	<-runDone
+	if err := tr.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := tr.PendingBatches(); n != 0 {
+		t.Fatalf("%d batches still pending", n)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	got := sc.snapshot()
+	truthMu.Lock()
+	defer truthMu.Unlock()
+	for k, want := range truth {
+		if want == (sums{}) {
+			delete(truth, k)
+		}
+	}
+	if len(got) != len(truth) {
+		t.Errorf("committed %d (user, torrent) totals, want %d", len(got), len(truth))
+	}
+	var total sums
+	for k, want := range truth {
+		if got[k] != want {
+			t.Errorf("user %d torrent %x: committed %+v, true %+v", k.user, k.torrent[:4], got[k], want)
+		}
+		total.up += want.up
+		total.down += want.down
+		total.snatches += want.snatches
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.outOfOrd != 0 {
+		t.Errorf("%d batches arrived out of order", sc.outOfOrd)
+	}
+	t.Logf("true totals %+v over %d keys; %d commit calls, %d duplicate seqs, %d pending at crash",
+		total, len(truth), sc.calls, sc.dups, pendingAtCrash)
+}
+
+func TestCloseCommits(t *testing.T) {
+	reg := newFakeRegistry()
+	pk := reg.addUser(1, true)
+	ih := reg.addTorrent("t", 1<<30)
+	sc := newFakeCommitter()
+	tr := newTestTracker(t, reg, sc, nil)
+	announceVia(t, tr, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, left: 1})
+	announceVia(t, tr, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, left: 0, up: 7, down: 9, event: "completed"})
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.snapshot()[sumKey{1, ih}]; got != (sums{up: 7, down: 9, snatches: 1}) {
+		t.Fatalf("committed %+v", got)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := tr.Run(context.Background()); err == nil {
+		t.Fatal("Run after Close accepted")
+	}
+}
+
+func TestConfig(t *testing.T) {
+	c := Config{NodeID: "n", QueuePath: "q"}.WithDefaults()
+	if c.Interval != 30*time.Minute || c.MinInterval != time.Minute || c.PeerTTL != time.Hour ||
+		c.NumWantDefault != 50 || c.NumWantMax != 200 || c.FlushInterval != 10*time.Second || c.CounterTTL != 6*time.Hour {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []Config{
+		{QueuePath: "q"},
+		{NodeID: "n"},
+		{NodeID: "n", QueuePath: "q", Interval: time.Minute, MinInterval: time.Hour},
+		{NodeID: "n", QueuePath: "q", Interval: time.Hour, PeerTTL: time.Minute},
+		{NodeID: "n", QueuePath: "q", NumWantDefault: 300},
+	} {
+		c := bad.WithDefaults()
+		if err := c.validate(); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+	if _, err := New(Config{NodeID: "n", QueuePath: filepath.Join(t.TempDir(), "q")}, nil, nil, nil); err == nil {
+		t.Error("New accepted nil Registry")
+	}
+}
+
+func TestCounterCodec(t *testing.T) {
+	for _, c := range []counterRec{
+		{},
+		{up: 1, down: 2, updated: 3, completed: true},
+		{up: ^uint64(0), down: 5, updated: -1, handedOff: true},
+		{up: 7, down: 8, updated: 9, recon: true, reconUp: 10, reconDown: 11, reconAt: 12, completed: true},
+	} {
+		if got := decodeCounterVal(encodeCounterVal(c)); got != c {
+			t.Errorf("round trip %+v -> %+v", c, got)
+		}
+	}
+}

@@ -1,0 +1,294 @@
+package announce
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"time"
+)
+
+// BEP 15 wire constants.
+const (
+	udpProtocolID = 0x41727101980
+
+	udpActionConnect  = 0
+	udpActionAnnounce = 1
+	udpActionScrape   = 2
+	udpActionError    = 3
+
+	udpHeaderLen   = 16 // connection id, action, transaction id
+	udpAnnounceLen = 98 // fixed part of an announce; BEP 41 options follow
+
+	// udpBufSize bounds a datagram; longer ones are dropped unread.
+	udpBufSize = 2048
+	// udpMaxScrape is the most hashes one scrape may name (BEP 15).
+	udpMaxScrape = 74
+	// Peers per response, so an answer fits a 1500-byte MTU.
+	udpMaxPeers4 = (1472 - 20) / 6
+	udpMaxPeers6 = (1452 - 20) / 18
+	// udpMaxURLData bounds the BEP 41 URL data gathered from all options.
+	udpMaxURLData = 512
+)
+
+// Allocation budget of a UDP announce (BenchmarkUDPAnnounce): 1 allocation,
+// the passkey string handed to Registry.UserByPasskey. Buffers are per
+// worker; connection ids are computed on the stack.
+
+// udpState is one worker's reusable memory.
+type udpState struct {
+	in    [udpBufSize]byte
+	out   [udpBufSize]byte
+	req   announceRequest
+	peers []Peer
+}
+
+func (t *Tracker) newUDPState() *udpState {
+	return &udpState{peers: make([]Peer, 0, max(udpMaxPeers4, udpMaxPeers6))}
+}
+
+// ServeUDP answers BEP 15 connect, announce and scrape on conn until ctx is
+// done, then returns nil; it returns an error if reading fails otherwise
+// (e.g. the conn was closed). Several goroutines read conn. The passkey of an
+// announce comes from the BEP 41 URL data ("/<passkey>/announce"). A scrape
+// needs a valid connection id but no passkey; unregistered hashes scrape as
+// zeroes. Malformed datagrams are dropped or answered with an error packet,
+// never with more bytes than a valid connection id allows. ServeUDP leaves a
+// past read deadline on conn when it returns; the caller closes conn.
+func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
+	workers := min(runtime.GOMAXPROCS(0), 8)
+	unblock := func() { conn.SetReadDeadline(time.Unix(1, 0)) }
+	stop := context.AfterFunc(ctx, unblock)
+	defer stop()
+	errc := make(chan error, workers)
+	for range workers {
+		go func() { errc <- t.udpWorker(ctx, conn) }()
+	}
+	var first error
+	for range workers {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			unblock()
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return first
+}
+
+func (t *Tracker) udpWorker(ctx context.Context, conn *net.UDPConn) error {
+	st := t.newUDPState()
+	for {
+		n, from, err := conn.ReadFromUDPAddrPort(st.in[:])
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("announce: udp read: %w", err)
+		}
+		if n >= len(st.in) {
+			continue // oversized: not a tracker packet
+		}
+		if resp := t.handleUDP(st, st.in[:n], from); resp != nil {
+			if _, err := conn.WriteToUDPAddrPort(resp, from); err != nil && !errors.Is(err, net.ErrClosed) {
+				t.log.Debug("udp write failed", "to", from, "err", err)
+			}
+		}
+	}
+}
+
+// handleUDP answers one datagram from `from`; nil means drop it. The answer
+// is in st.out and valid until the next call.
+func (t *Tracker) handleUDP(st *udpState, pkt []byte, from netip.AddrPort) []byte {
+	if len(pkt) < udpHeaderLen {
+		return nil
+	}
+	from = netip.AddrPortFrom(from.Addr().Unmap().WithZone(""), from.Port())
+	connID := binary.BigEndian.Uint64(pkt)
+	action := binary.BigEndian.Uint32(pkt[8:])
+	tid := pkt[12:16]
+	now := t.now()
+	switch action {
+	case udpActionConnect:
+		if connID != udpProtocolID {
+			return nil
+		}
+		out := st.out[:0]
+		out = binary.BigEndian.AppendUint32(out, udpActionConnect)
+		out = append(out, tid...)
+		return binary.BigEndian.AppendUint64(out, t.conns.make(from, now))
+	case udpActionAnnounce, udpActionScrape:
+		if !t.conns.valid(connID, from, now) {
+			// Answer only when the answer is no larger than the request, so
+			// a spoofed source gains nothing by reflection.
+			if resp := udpError(st, tid, "connection id expired: connect again"); len(resp) <= len(pkt) {
+				return resp
+			}
+			return nil
+		}
+	default:
+		return nil
+	}
+	if action == udpActionScrape {
+		return t.udpScrape(st, pkt, tid)
+	}
+	return t.udpAnnounce(st, pkt, tid, from)
+}
+
+func udpError(st *udpState, tid []byte, msg string) []byte {
+	out := st.out[:0]
+	out = binary.BigEndian.AppendUint32(out, udpActionError)
+	out = append(out, tid...)
+	return append(out, msg...)
+}
+
+func (t *Tracker) udpAnnounce(st *udpState, pkt, tid []byte, from netip.AddrPort) []byte {
+	if len(pkt) < udpAnnounceLen {
+		return udpError(st, tid, "malformed announce: too short")
+	}
+	req := &st.req
+	*req = announceRequest{
+		downloaded: binary.BigEndian.Uint64(pkt[56:]),
+		left:       binary.BigEndian.Uint64(pkt[64:]),
+		uploaded:   binary.BigEndian.Uint64(pkt[72:]),
+		addr:       from.Addr(),
+		port:       binary.BigEndian.Uint16(pkt[96:]),
+	}
+	copy(req.infoHash[:], pkt[16:36])
+	copy(req.peerID[:], pkt[36:56])
+	switch binary.BigEndian.Uint32(pkt[80:]) {
+	case 0:
+		req.event = eventNone
+	case 1:
+		req.event = eventCompleted
+	case 2:
+		req.event = eventStarted
+	case 3:
+		req.event = eventStopped
+	default:
+		return udpError(st, tid, "malformed announce: unknown event")
+	}
+	if ip := netip.AddrFrom4([4]byte(pkt[84:88])); t.cfg.AllowIPParam && from.Addr().Is4() && !ip.IsUnspecified() {
+		req.addr = ip
+	}
+	limit := udpMaxPeers6
+	req.family = family6
+	if from.Addr().Is4() {
+		limit, req.family = udpMaxPeers4, family4
+	}
+	if nw := int32(binary.BigEndian.Uint32(pkt[92:])); nw < 0 {
+		req.numWant = min(t.cfg.NumWantDefault, limit)
+	} else {
+		req.numWant = min(int(nw), limit)
+	}
+	var url [udpMaxURLData]byte
+	n, ok := udpURLData(pkt[udpAnnounceLen:], url[:])
+	if !ok {
+		return udpError(st, tid, "malformed announce: bad BEP 41 options")
+	}
+	pk, ok := passkeyFromURLData(url[:n])
+	if !ok {
+		return udpError(st, tid, "passkey missing: use the udp:// announce URL with your passkey from the site")
+	}
+	peers, c, err := t.announce(string(pk), req, st.peers[:0])
+	st.peers = peers
+	if err != nil {
+		return udpError(st, tid, err.Error())
+	}
+	out := st.out[:0]
+	out = binary.BigEndian.AppendUint32(out, udpActionAnnounce)
+	out = append(out, tid...)
+	out = binary.BigEndian.AppendUint32(out, uint32(t.cfg.Interval/time.Second))
+	out = binary.BigEndian.AppendUint32(out, uint32(c.leechers))
+	out = binary.BigEndian.AppendUint32(out, uint32(c.seeders))
+	for i := range peers {
+		out = appendCompact(out, peers[i].Addr)
+	}
+	return out
+}
+
+// udpURLData gathers the BEP 41 URL data options into dst. Options: 0 ends
+// the list, 1 is a one-byte no-op, every other type carries a length byte;
+// type 2 is URL data (concatenated), the rest are skipped.
+func udpURLData(opts, dst []byte) (n int, ok bool) {
+	for i := 0; i < len(opts); {
+		typ := opts[i]
+		i++
+		switch typ {
+		case 0:
+			return n, true
+		case 1:
+			continue
+		}
+		if i >= len(opts) {
+			return n, false
+		}
+		l := int(opts[i])
+		i++
+		if i+l > len(opts) {
+			return n, false
+		}
+		if typ == 2 {
+			if n+l > len(dst) {
+				return n, false
+			}
+			n += copy(dst[n:], opts[i:i+l])
+		}
+		i += l
+	}
+	return n, true
+}
+
+// passkeyFromURLData returns the first path segment of "/<passkey>/announce?..."
+// when it is a well-formed passkey.
+func passkeyFromURLData(u []byte) ([]byte, bool) {
+	for i, c := range u {
+		if c == '?' {
+			u = u[:i]
+			break
+		}
+	}
+	if len(u) == 0 || u[0] != '/' {
+		return nil, false
+	}
+	u = u[1:]
+	for i, c := range u {
+		if c == '/' {
+			u = u[:i]
+			break
+		}
+	}
+	if len(u) != 32 {
+		return nil, false
+	}
+	for _, c := range u {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return nil, false
+		}
+	}
+	return u, true
+}
+
+func (t *Tracker) udpScrape(st *udpState, pkt, tid []byte) []byte {
+	body := pkt[udpHeaderLen:]
+	if len(body) == 0 || len(body)%20 != 0 {
+		return udpError(st, tid, "malformed scrape: info hashes must be 20 bytes each")
+	}
+	if len(body)/20 > udpMaxScrape {
+		return udpError(st, tid, "malformed scrape: at most 74 info hashes")
+	}
+	out := st.out[:0]
+	out = binary.BigEndian.AppendUint32(out, udpActionScrape)
+	out = append(out, tid...)
+	for i := 0; i < len(body); i += 20 {
+		c, _ := t.scrapeOne([20]byte(body[i : i+20]))
+		out = binary.BigEndian.AppendUint32(out, uint32(c.seeders))
+		out = binary.BigEndian.AppendUint32(out, uint32(c.snatches))
+		out = binary.BigEndian.AppendUint32(out, uint32(c.leechers))
+	}
+	return out
+}
