@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"reflect"
 	"sort"
@@ -35,6 +36,19 @@ type Config struct {
 	AnnounceURL string `flag:"announce-url" help:"public base URL of the HTTP tracker; defaults to http://<tracker addr>"`
 	UDPURL      string `flag:"udp-url" help:"public base URL of the UDP tracker; defaults to udp://<udp addr>"`
 
+	SiteName       string   `flag:"site-name" help:"name shown in page titles, emails and TOTP apps"`
+	Source         string   `flag:"source" help:"cluster-wide source tag written into sanitized torrents; the same on every node, so a dataset has one info hash"`
+	TLS            bool     `flag:"tls" help:"true when the site is served over HTTPS by a proxy: secure cookies and HSTS"`
+	TrustedProxies []string `flag:"trusted-proxies" help:"comma-separated CIDRs of proxies whose X-Forwarded-For/X-Real-IP are trusted, e.g. 127.0.0.1/32"`
+	SMTPHost       string   `flag:"smtp-host" help:"SMTP relay for account emails; empty logs the emails (with their links) instead"`
+	SMTPPort       uint64   `flag:"smtp-port" help:"SMTP relay port"`
+	SMTPFrom       string   `flag:"smtp-from" help:"From address of account emails"`
+	SMTPUser       string   `flag:"smtp-user" help:"SMTP username (optional)"`
+	SMTPPassword   string   `flag:"smtp-password" help:"SMTP password (optional; prefer the env var)"`
+
+	AnnounceInterval time.Duration `flag:"announce-interval" help:"interval clients are told to re-announce at"`
+	StatsFlush       time.Duration `flag:"stats-flush" help:"how often accumulated ratio stats are committed to the cluster"`
+
 	Join       []string `flag:"join" help:"comma-separated cluster addresses of existing members to join (first start only)"`
 	ClusterKey string   `flag:"cluster-key" help:"base64 cluster key; made at bootstrap and printed once; required to join"`
 
@@ -58,6 +72,11 @@ func Default() Config {
 		SnapshotThreshold: 8192,
 		ApplyTimeout:      10 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
+		SiteName:          "seedbank",
+		Source:            "seedbank",
+		SMTPPort:          25,
+		AnnounceInterval:  30 * time.Minute,
+		StatsFlush:        10 * time.Second,
 		LogLevel:          "info",
 		LogFormat:         "text",
 	}
@@ -92,6 +111,20 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("cluster-key: must decode to 16, 24 or 32 bytes, got %d", len(k))
 		}
 	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			return fmt.Errorf("trusted-proxies: %q is not a CIDR like 127.0.0.1/32: %w", p, err)
+		}
+	}
+	if c.Source == "" || len(c.Source) > 64 {
+		return errors.New("source: must be 1-64 characters")
+	}
+	if c.SMTPPort == 0 || c.SMTPPort > 65535 {
+		return fmt.Errorf("smtp-port: %d is not a port", c.SMTPPort)
+	}
+	if c.AnnounceInterval < time.Minute || c.StatsFlush < 100*time.Millisecond {
+		return errors.New("announce-interval must be at least 1m and stats-flush at least 100ms")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -119,6 +152,10 @@ func Load(c *Config, fs *flag.FlagSet, args []string, env func(string) string) e
 	for _, f := range fields {
 		help := fmt.Sprintf("%s (env %s, default %q)", f.help, f.env, f.get())
 		name := f.name
+		if f.isBool {
+			fs.BoolFunc(name, help, func(v string) error { given[name] = v; return nil })
+			continue
+		}
 		fs.Func(name, help, func(v string) error { given[name] = v; return nil })
 	}
 	if err := fs.Parse(args); err != nil {
@@ -177,6 +214,7 @@ func tomlString(v any) string {
 
 type configField struct {
 	name, env, help string
+	isBool          bool
 	get             func() string
 	set             func(string) error
 }
@@ -221,6 +259,17 @@ func configFields(c *Config) []configField {
 						*p = append(*p, part)
 					}
 				}
+				return nil
+			}
+		case *bool:
+			f.isBool = true
+			f.get = func() string { return strconv.FormatBool(*p) }
+			f.set = func(s string) error {
+				b, err := strconv.ParseBool(s)
+				if err != nil {
+					return fmt.Errorf("%q is not true or false", s)
+				}
+				*p = b
 				return nil
 			}
 		case *uint64:

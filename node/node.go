@@ -5,6 +5,8 @@ package node
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,11 +14,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"path/filepath"
 	"sync"
 	"time"
 
+	"github.com/seedbank/seedbank/announce"
 	"github.com/seedbank/seedbank/model"
 	"github.com/seedbank/seedbank/raftstore"
+	"github.com/seedbank/seedbank/web"
 )
 
 // Node is one running seedbank node.
@@ -26,11 +32,16 @@ type Node struct {
 	id    string
 	store *raftstore.Store
 
-	httpLn   net.Listener
-	httpSrv  *http.Server
-	wg       sync.WaitGroup
-	cancel   context.CancelFunc
-	stopOnce sync.Once
+	httpLn     net.Listener
+	httpSrv    *http.Server
+	trackerLn  net.Listener
+	trackerSrv *http.Server
+	udpConn    *net.UDPConn
+	tracker    *announce.Tracker
+	site       *web.Server
+	wg         sync.WaitGroup
+	cancel     context.CancelFunc
+	stopOnce   sync.Once
 
 	// NewClusterKey is set when this start created the cluster key, so the
 	// caller can print it once.
@@ -57,9 +68,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		n.NewClusterKey = base64.StdEncoding.EncodeToString(key)
 	}
 
-	n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("site listener on %s: %w", cfg.HTTPAddr, err)
+	if err := n.listen(); err != nil {
+		return nil, err
 	}
 	n.store, err = raftstore.Open(ctx, raftstore.Config{
 		NodeID:            id.NodeID,
@@ -73,31 +83,157 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		Logger:            log,
 	})
 	if err != nil {
-		n.httpLn.Close()
+		n.closeListeners()
 		return nil, err
 	}
+	if err := n.startServices(key); err != nil {
+		n.closeListeners()
+		n.store.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// listen binds every listener first, so ports chosen by the kernel (":0")
+// are known before the URLs are recorded.
+func (n *Node) listen() error {
+	var err error
+	if n.httpLn, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
+		return fmt.Errorf("site listener on %s: %w", n.cfg.HTTPAddr, err)
+	}
+	if n.trackerLn, err = net.Listen("tcp", n.cfg.TrackerAddr); err != nil {
+		n.closeListeners()
+		return fmt.Errorf("tracker listener on %s: %w", n.cfg.TrackerAddr, err)
+	}
+	if n.cfg.UDPAddr != "" {
+		addr, err := net.ResolveUDPAddr("udp", n.cfg.UDPAddr)
+		if err != nil {
+			n.closeListeners()
+			return fmt.Errorf("udp tracker address %s: %w", n.cfg.UDPAddr, err)
+		}
+		if n.udpConn, err = net.ListenUDP("udp", addr); err != nil {
+			n.closeListeners()
+			return fmt.Errorf("udp tracker listener on %s: %w", n.cfg.UDPAddr, err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) closeListeners() {
+	if n.httpLn != nil {
+		n.httpLn.Close()
+	}
+	if n.trackerLn != nil {
+		n.trackerLn.Close()
+	}
+	if n.udpConn != nil {
+		n.udpConn.Close()
+	}
+}
+
+// startServices starts the tracker, the site and the background loops.
+func (n *Node) startServices(clusterKey []byte) error {
+	cfg := n.cfg
+	var proxies []netip.Prefix
+	for _, p := range cfg.TrustedProxies {
+		proxies = append(proxies, netip.MustParsePrefix(p)) // validated in Config.Validate
+	}
+	var err error
+	n.tracker, err = announce.New(announce.Config{
+		NodeID:         n.id,
+		QueuePath:      filepath.Join(cfg.DataDir, "stats-queue.db"),
+		Interval:       cfg.AnnounceInterval,
+		FlushInterval:  cfg.StatsFlush,
+		TrustedProxies: proxies,
+	}, n.store, n.store, n.log)
+	if err != nil {
+		return fmt.Errorf("tracker: %w", err)
+	}
+	n.site, err = web.New(web.Config{
+		SiteName:          cfg.SiteName,
+		BaseURL:           n.SiteURL(),
+		SessionKey:        deriveKey(clusterKey, "seedbank session key v1"),
+		TLS:               cfg.TLS,
+		TrustProxyHeaders: len(proxies) > 0,
+		SMTP: web.SMTPConfig{
+			Host: cfg.SMTPHost, Port: int(cfg.SMTPPort), From: cfg.SMTPFrom,
+			Username: cfg.SMTPUser, Password: cfg.SMTPPassword,
+		},
+		StoreErrors: web.StoreErrors{
+			NotFound:      raftstore.ErrNotFound,
+			UsernameTaken: raftstore.ErrUsernameTaken,
+			EmailTaken:    raftstore.ErrEmailTaken,
+			RecordExists:  raftstore.ErrRecordExists,
+			NoLeader:      raftstore.ErrNoLeader,
+		},
+	}, webStore{n.store}, n.log)
+	if err != nil {
+		n.tracker.Close()
+		return fmt.Errorf("site: %w", err)
+	}
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
+	n.httpSrv = newServer(n.siteHandler())
+	n.trackerSrv = newServer(n.tracker.Handler())
+	n.trackerSrv.SetKeepAlivesEnabled(true)
+	n.goRun("site server", func() error { return serveHTTP(n.httpSrv, n.httpLn) })
+	n.goRun("tracker server", func() error { return serveHTTP(n.trackerSrv, n.trackerLn) })
+	if n.udpConn != nil {
+		n.goRun("udp tracker", func() error { return n.tracker.ServeUDP(runCtx, n.udpConn) })
+	}
+	n.goRun("tracker loops", func() error { return n.tracker.Run(runCtx) })
+	n.goRun("member registration", func() error { n.registerMember(runCtx); return nil })
+	return nil
+}
 
-	n.httpSrv = &http.Server{
-		Handler:           n.siteHandler(),
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 	}
-	n.wg.Add(2)
+}
+
+func serveHTTP(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// goRun runs fn in the background until Close, logging an unexpected error.
+func (n *Node) goRun(name string, fn func() error) {
+	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("site server stopped", "err", err)
+		if err := fn(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, net.ErrClosed) {
+			n.log.Error(name+" stopped", "err", err)
 		}
 	}()
-	go func() {
-		defer n.wg.Done()
-		n.registerMember(runCtx)
-	}()
-	return n, nil
+}
+
+// deriveKey makes a purpose-specific key from the cluster key, so a leaked
+// session key does not expose the cluster key.
+func deriveKey(clusterKey []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, clusterKey)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+// webStore adapts raftstore to the site's optional record listing.
+type webStore struct{ *raftstore.Store }
+
+func (s webStore) ListRecords(kind, prefix string) ([]web.KV, error) {
+	kvs, err := s.Records(kind, prefix)
+	out := make([]web.KV, len(kvs))
+	for i, kv := range kvs {
+		out[i] = web.KV{Key: kv.Key, Value: kv.Value}
+	}
+	return out, err
 }
 
 // ID returns the node id.
@@ -119,7 +255,7 @@ func (n *Node) AnnounceURL() string {
 	if n.cfg.AnnounceURL != "" {
 		return n.cfg.AnnounceURL
 	}
-	return "http://" + n.cfg.TrackerAddr
+	return "http://" + n.trackerLn.Addr().String()
 }
 
 // HTTPAddr is the bound site address.
@@ -137,10 +273,10 @@ func (n *Node) member() model.Member {
 		Institution: n.cfg.Institution,
 		ClusterAddr: n.store.Addr(),
 	}
-	if n.cfg.UDPAddr != "" {
+	if n.udpConn != nil {
 		m.UDPAnnounceURL = n.cfg.UDPURL
 		if m.UDPAnnounceURL == "" {
-			m.UDPAnnounceURL = "udp://" + n.cfg.UDPAddr
+			m.UDPAnnounceURL = "udp://" + n.udpConn.LocalAddr().String()
 		}
 	}
 	return m
@@ -179,14 +315,7 @@ func (n *Node) siteHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
-	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "seedbank node %s\n", n.id)
-	})
+	mux.Handle("/", n.site.Handler())
 	return mux
 }
 
@@ -210,23 +339,37 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-// Close stops serving and closes the store. It does not leave the cluster.
+// Close stops serving, flushes what the tracker holds and closes the store.
+// It does not leave the cluster.
 func (n *Node) Close() error {
 	var err error
 	n.stopOnce.Do(func() {
-		n.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
-		if e := n.httpSrv.Shutdown(ctx); e != nil {
-			err = errors.Join(err, fmt.Errorf("stop site: %w", e))
+		for _, srv := range []*http.Server{n.httpSrv, n.trackerSrv} {
+			if e := srv.Shutdown(ctx); e != nil {
+				err = errors.Join(err, fmt.Errorf("stop http: %w", e))
+			}
+		}
+		n.cancel()
+		if n.udpConn != nil {
+			n.udpConn.Close()
 		}
 		n.wg.Wait()
+		// Pending stats stay in the local queue if the cluster is not
+		// reachable now; the next start sends them.
+		if e := n.tracker.Close(); e != nil {
+			n.log.Warn("tracker close", "err", e)
+		}
 		if e := n.store.Close(); e != nil {
 			err = errors.Join(err, e)
 		}
 	})
 	return err
 }
+
+// Tracker returns the node's tracker.
+func (n *Node) Tracker() *announce.Tracker { return n.tracker }
 
 // Leave removes this node from the cluster: its member record first (while
 // it can still reach the leader), then its raft membership, handing

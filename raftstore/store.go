@@ -54,6 +54,9 @@ type Config struct {
 	MaxVoters int
 
 	Logger *slog.Logger
+	// Dial, when set, opens outgoing cluster connections instead of a
+	// plain TCP dial; tests use it to inject partitions.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// OnApply, when set, is called after each applied entry (must not block).
 	OnApply func(Change)
 }
@@ -192,6 +195,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.addr = adv.String()
 	s.mux, err = newClusterMux(ln, adv, cfg.ClusterKey, log)
+	if err == nil && cfg.Dial != nil {
+		s.mux.dialTCP = cfg.Dial
+	}
 	if err != nil {
 		ln.Close()
 		return fail(err)

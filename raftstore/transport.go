@@ -53,6 +53,7 @@ type clusterMux struct {
 	tlsClient *tls.Config
 	log       *slog.Logger
 
+	dialTCP   func(ctx context.Context, addr string) (net.Conn, error)
 	raftConns chan net.Conn
 	forward   func(net.Conn)
 
@@ -183,8 +184,12 @@ func (m *clusterMux) serverAuth(c *tls.Conn) (byte, error) {
 
 // dial opens an authenticated stream of the given kind to addr.
 func (m *clusterMux) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
-	d := net.Dialer{}
-	raw, err := d.DialContext(ctx, "tcp", addr)
+	dialTCP := m.dialTCP
+	if dialTCP == nil {
+		var d net.Dialer
+		dialTCP = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+	}
+	raw, err := dialTCP(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
