@@ -106,6 +106,10 @@ func (t *Tracker) announce(passkey string, req *announceRequest, peers []Peer) (
 		return peers, swarmCounts{}, ErrClientNotAllowed
 	}
 	now := t.now()
+	if t.debug {
+		t.log.Debug("announce", "user", user.ID, "torrent", tor.ID.String(), "peer_id", string(req.peerID[:8]),
+			"event", req.event, "uploaded", req.uploaded, "downloaded", req.downloaded, "left", req.left)
+	}
 	rep := report{
 		user:      user.ID,
 		torrent:   tor,

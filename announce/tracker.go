@@ -71,6 +71,7 @@ type Tracker struct {
 	reg    Registry
 	commit StatsCommitter
 	log    *slog.Logger
+	debug  bool
 
 	peers *PeerStore
 	acct  *accountant
@@ -125,6 +126,8 @@ func New(cfg Config, reg Registry, sc StatsCommitter, log *slog.Logger) (*Tracke
 		commits: make(chan struct{}, 1),
 	}
 	t.conns.init()
+	// Checked once: per-announce debug logging must cost nothing when off.
+	t.debug = log.Enabled(context.Background(), slog.LevelDebug)
 	t.stopCtx, t.stop = context.WithCancel(context.Background())
 	var loaded int
 	var expired []counterKey

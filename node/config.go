@@ -122,8 +122,8 @@ func (c *Config) Validate() error {
 	if c.SMTPPort == 0 || c.SMTPPort > 65535 {
 		return fmt.Errorf("smtp-port: %d is not a port", c.SMTPPort)
 	}
-	if c.AnnounceInterval < time.Minute || c.StatsFlush < 100*time.Millisecond {
-		return errors.New("announce-interval must be at least 1m and stats-flush at least 100ms")
+	if c.AnnounceInterval < time.Second || c.StatsFlush < 100*time.Millisecond {
+		return errors.New("announce-interval must be at least 1s and stats-flush at least 100ms")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -143,6 +143,7 @@ func (n *Node) startServices(clusterKey []byte) error {
 		NodeID:         n.id,
 		QueuePath:      filepath.Join(cfg.DataDir, "stats-queue.db"),
 		Interval:       cfg.AnnounceInterval,
+		MinInterval:    min(cfg.AnnounceInterval, time.Minute),
 		FlushInterval:  cfg.StatsFlush,
 		TrustedProxies: proxies,
 	}, n.store, n.store, n.log)

@@ -21,10 +21,11 @@ import (
 const maxFrame = MaxCommandBytes + 4096
 
 type forwardRequest struct {
-	Op     string `json:"op"` // "apply", "join", "remove"
+	Op     string `json:"op"` // "apply", "join", "remove", "user_by_name"
 	Cmd    []byte `json:"cmd,omitempty"`
 	NodeID string `json:"node_id,omitempty"`
 	Addr   string `json:"addr,omitempty"`
+	Key    string `json:"key,omitempty"`
 	// Hops counts forwards, so a stale leader view cannot loop a request.
 	Hops int `json:"hops"`
 }
@@ -33,6 +34,8 @@ type forwardResponse struct {
 	Index uint64 `json:"index"`
 	Code  string `json:"code,omitempty"`
 	Err   string `json:"err,omitempty"`
+	// Value carries the answer of a read op.
+	Value json.RawMessage `json:"value,omitempty"`
 	// Retry marks errors worth retrying elsewhere (no leader, lost leadership).
 	Retry bool `json:"retry,omitempty"`
 }
@@ -156,6 +159,14 @@ func (p *connPool) closeAll() {
 }
 
 func (s *Store) handleForward(ctx context.Context, req *forwardRequest) forwardResponse {
+	if req.Op == "user_by_name" {
+		u, err := s.UserByName(req.Key)
+		if err != nil {
+			return forwardResponse{Err: err.Error(), Code: applyErrorCode(err)}
+		}
+		v, _ := json.Marshal(u)
+		return forwardResponse{Value: v}
+	}
 	var idx uint64
 	var err error
 	if !s.IsLeader() {
@@ -193,21 +204,28 @@ func (s *Store) forwardToLeader(ctx context.Context, req *forwardRequest) forwar
 	if addr == "" {
 		return forwardResponse{Err: ErrNoLeader.Error(), Retry: true}
 	}
-	resp, err := s.call(ctx, string(addr), req)
+	resp, err := s.rpc.call(ctx, string(addr), req)
 	if err != nil {
 		return forwardResponse{Err: err.Error(), Retry: true}
 	}
 	return resp
 }
 
+// rpcClient sends forwarding requests over pooled authenticated connections.
+type rpcClient struct {
+	mux     *clusterMux
+	pool    connPool
+	timeout time.Duration
+}
+
 // call sends one request to a cluster address, over a pooled connection
 // when one is idle. A pooled connection that fails before the request was
 // written is replaced by a fresh one; after that the error is returned, as
 // the request may have been applied.
-func (s *Store) call(ctx context.Context, addr string, req *forwardRequest) (forwardResponse, error) {
-	if c := s.pool.get(addr); c != nil {
-		if resp, sent, err := s.roundTrip(ctx, c, req); err == nil {
-			s.pool.put(addr, c)
+func (r *rpcClient) call(ctx context.Context, addr string, req *forwardRequest) (forwardResponse, error) {
+	if c := r.pool.get(addr); c != nil {
+		if resp, sent, err := r.roundTrip(ctx, c, req); err == nil {
+			r.pool.put(addr, c)
 			return resp, nil
 		} else if sent {
 			c.Close()
@@ -215,24 +233,24 @@ func (s *Store) call(ctx context.Context, addr string, req *forwardRequest) (for
 		}
 		c.Close()
 	}
-	c, err := s.mux.dial(ctx, addr, streamForward)
+	c, err := r.mux.dial(ctx, addr, streamForward)
 	if err != nil {
 		return forwardResponse{}, err
 	}
-	resp, _, err := s.roundTrip(ctx, c, req)
+	resp, _, err := r.roundTrip(ctx, c, req)
 	if err != nil {
 		c.Close()
 		return forwardResponse{}, fmt.Errorf("forward to %s: %w", addr, err)
 	}
-	s.pool.put(addr, c)
+	r.pool.put(addr, c)
 	return resp, nil
 }
 
 // roundTrip writes req and reads the answer; sent reports whether the
 // peer could have seen the request (a stale pooled connection fails on the
 // read of the first byte, which still counts as sent; we check for EOF).
-func (s *Store) roundTrip(ctx context.Context, c net.Conn, req *forwardRequest) (forwardResponse, bool, error) {
-	deadline := time.Now().Add(s.cfg.ApplyTimeout + 5*time.Second)
+func (r *rpcClient) roundTrip(ctx context.Context, c net.Conn, req *forwardRequest) (forwardResponse, bool, error) {
+	deadline := time.Now().Add(r.timeout)
 	if d, ok := ctx.Deadline(); ok {
 		deadline = d
 	}

@@ -100,7 +100,7 @@ type Store struct {
 	fsm  *fsm
 	logs *raftboltdb.BoltStore
 	mux  *clusterMux
-	pool connPool
+	rpc  *rpcClient
 	addr string
 
 	leaderCh chan bool
@@ -203,6 +203,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return fail(err)
 	}
 	s.mux.forward = s.serveForward
+	s.rpc = &rpcClient{mux: s.mux, timeout: cfg.ApplyTimeout + 5*time.Second}
 	go s.mux.serve()
 	cleanup = append(cleanup, func() { s.mux.close() })
 
@@ -261,7 +262,7 @@ func (s *Store) join(ctx context.Context, addrs []string) error {
 	for attempt := 0; ; attempt++ {
 		for _, a := range addrs {
 			cctx, cancel := context.WithTimeout(ctx, s.cfg.ApplyTimeout)
-			resp, err := s.call(cctx, a, req)
+			resp, err := s.rpc.call(cctx, a, req)
 			cancel()
 			if err == nil {
 				err = responseError(resp)
@@ -586,7 +587,9 @@ func (s *Store) Close() error {
 			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
 		}
 	}
-	s.pool.closeAll()
+	if s.rpc != nil {
+		s.rpc.pool.closeAll()
+	}
 	if s.mux != nil {
 		s.mux.close()
 	}

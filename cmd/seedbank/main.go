@@ -23,6 +23,7 @@ const usage = `seedbank: federated private BitTorrent tracker and catalog for sc
 
 Usage:
   seedbank serve [flags]     start a node (no flags: a single-node cluster in ./data)
+  seedbank user ...          create an admin, disable a user, reset a passkey
   seedbank version           print the version
 
 Run 'seedbank serve --help' for every option.
@@ -40,6 +41,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "user":
+		return userCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "seedbank", version)
 		return 0

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/seedbank/seedbank/auth"
+	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/raftstore"
+)
+
+const userUsage = `Usage: seedbank user <command> [flags]
+
+Manage accounts on a running cluster through any member's cluster port.
+
+Commands:
+  create-admin --name NAME --email EMAIL   create an admin; the password is read
+                                           from SEEDBANK_ADMIN_PASSWORD or stdin
+  disable NAME                             disable an account and end its sessions
+  enable NAME                              enable an account again
+  reset-passkey NAME                       give an account a new passkey; the old
+                                           one stops working on every node
+
+Flags (every command):
+  --cluster ADDR      a member's cluster address (default 127.0.0.1:7000, env SEEDBANK_CLUSTER)
+  --data DIR          read the cluster key from DIR/cluster.key (default ./data)
+  --cluster-key KEY   the cluster key, base64 (env SEEDBANK_CLUSTER_KEY)
+`
+
+func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(stderr, userUsage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("seedbank user "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, userUsage) }
+	cluster := fs.String("cluster", envOr("SEEDBANK_CLUSTER", "127.0.0.1:7000"), "")
+	data := fs.String("data", envOr("SEEDBANK_DATA", "data"), "")
+	keyFlag := fs.String("cluster-key", os.Getenv("SEEDBANK_CLUSTER_KEY"), "")
+	name := fs.String("name", "", "")
+	email := fs.String("email", "", "")
+	// Accept flags before and after the user name.
+	var positional []string
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "seedbank user %s: %v\n", sub, err)
+		return 1
+	}
+	key, err := clusterKey(*keyFlag, *data)
+	if err != nil {
+		return fail(err)
+	}
+	client, err := raftstore.NewClient(strings.Split(*cluster, ","), key, nil)
+	if err != nil {
+		return fail(err)
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	switch sub {
+	case "create-admin":
+		if *name == "" || *email == "" || len(positional) != 0 {
+			fmt.Fprint(stderr, userUsage)
+			return 2
+		}
+		password := os.Getenv("SEEDBANK_ADMIN_PASSWORD")
+		if password == "" {
+			fmt.Fprint(stderr, "password: ")
+			line, err := bufio.NewReader(stdin).ReadString('\n')
+			if err != nil && !errors.Is(err, io.EOF) {
+				return fail(fmt.Errorf("read password: %w", err))
+			}
+			password = strings.TrimRight(line, "\r\n")
+		}
+		if len(password) < 10 {
+			return fail(errors.New("password: must be at least 10 characters"))
+		}
+		hash, err := auth.HashPassword(password, auth.DefaultParams)
+		if err != nil {
+			return fail(err)
+		}
+		id, err := auth.NewID()
+		if err != nil {
+			return fail(err)
+		}
+		pk, err := auth.NewPasskey()
+		if err != nil {
+			return fail(err)
+		}
+		u := model.User{ID: id, Username: *name, Email: *email, PasswordHash: hash, Passkey: pk,
+			Role: model.RoleAdmin, Enabled: true, Created: time.Now().UnixMilli(),
+			Extra: map[string]string{"email_confirmed": "1"}}
+		if err := client.CreateUser(ctx, u); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "created admin %s\n", u.Username)
+		return 0
+	case "disable", "enable", "reset-passkey":
+		if len(positional) != 1 {
+			fmt.Fprint(stderr, userUsage)
+			return 2
+		}
+		u, err := client.UserByName(ctx, positional[0])
+		if err != nil {
+			if errors.Is(err, raftstore.ErrNotFound) {
+				return fail(fmt.Errorf("no user named %q", positional[0]))
+			}
+			return fail(err)
+		}
+		switch sub {
+		case "disable":
+			u.Enabled = false
+			u.SessionEpoch++
+		case "enable":
+			u.Enabled = true
+		case "reset-passkey":
+			if u.Passkey, err = auth.NewPasskey(); err != nil {
+				return fail(err)
+			}
+		}
+		if err := client.UpdateUser(ctx, u); err != nil {
+			return fail(err)
+		}
+		fmt.Fprintf(stdout, "%s: done for %s\n", sub, u.Username)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "seedbank user: unknown command %q\n\n%s", sub, userUsage)
+		return 2
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func clusterKey(given, dataDir string) ([]byte, error) {
+	if given == "" {
+		raw, err := os.ReadFile(filepath.Join(dataDir, "cluster.key"))
+		if err != nil {
+			return nil, fmt.Errorf("no --cluster-key and cannot read %s: %w", filepath.Join(dataDir, "cluster.key"), err)
+		}
+		given = strings.TrimSpace(string(raw))
+	}
+	k, err := base64.StdEncoding.DecodeString(given)
+	if err != nil {
+		return nil, fmt.Errorf("cluster key is not base64: %w", err)
+	}
+	return k, nil
+}
