@@ -94,6 +94,12 @@ func validPasskey(s string) bool {
 // and appends the selected peers to peers. Every check happens before any
 // state changes, so a refused announce touches neither swarm nor stats.
 func (t *Tracker) announce(passkey string, req *announceRequest, peers []Peer) ([]Peer, swarmCounts, error) {
+	peers, counts, err := t.announceChecked(passkey, req, peers)
+	t.counters.count(err)
+	return peers, counts, err
+}
+
+func (t *Tracker) announceChecked(passkey string, req *announceRequest, peers []Peer) ([]Peer, swarmCounts, error) {
 	user, err := t.authorize(passkey)
 	if err != nil {
 		return peers, swarmCounts{}, err
@@ -142,6 +148,7 @@ func (t *Tracker) announce(passkey string, req *announceRequest, peers []Peer) (
 
 // scrapeOne returns the numbers of the torrent announced under h.
 func (t *Tracker) scrapeOne(h model.InfoHash) (swarmCounts, bool) {
+	t.counters.scrapes.Add(1)
 	ref, ok := t.reg.TorrentByHash(h)
 	if !ok {
 		return swarmCounts{}, false

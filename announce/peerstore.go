@@ -559,6 +559,29 @@ func (s *PeerStore) Len() int {
 	return n
 }
 
+// Census returns the number of swarms with peers and the numbers of local
+// and remote peers, for metrics. It walks every shard.
+func (s *PeerStore) Census() (swarms, local, remote int) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, sw := range sh.swarms {
+			if len(sw.peers) > 0 {
+				swarms++
+			}
+			for j := range sw.peers {
+				if sw.peers[j].origin == localOrigin {
+					local++
+				} else {
+					remote++
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return swarms, local, remote
+}
+
 // Sweep removes local peers not seen for the store's ttl, and remote peers
 // not refreshed for its remoteTTL when that is set. It emits PeerRemoved for
 // each local peer it removes and returns how many peers it removed.

@@ -73,6 +73,8 @@ type Tracker struct {
 	log    *slog.Logger
 	debug  bool
 
+	counters resultCounters
+
 	peers *PeerStore
 	acct  *accountant
 	queue *statsQueue
@@ -216,6 +218,20 @@ func (t *Tracker) PendingBatches() (int, error) {
 	return n, nil
 }
 
+// StatsLag is how long the stats queue has not been empty: zero when every
+// flushed batch is committed, growing while the cluster cannot take them.
+func (t *Tracker) StatsLag() time.Duration {
+	n, err := t.queue.pending()
+	if err != nil || n == 0 {
+		return 0
+	}
+	last := t.counters.lastEmpty.Load()
+	if last == 0 {
+		return 0
+	}
+	return t.now().Sub(time.Unix(0, last))
+}
+
 // Handler returns the HTTP tracker: GET .../<passkey>/announce and
 // .../<passkey>/scrape.
 func (t *Tracker) Handler() http.Handler { return httpHandler{t} }
@@ -332,6 +348,7 @@ func (t *Tracker) commitPending(ctx context.Context) error {
 			return fmt.Errorf("commit stats: %w", err)
 		}
 		if !ok {
+			t.counters.lastEmpty.Store(t.now().UnixNano())
 			return nil
 		}
 		cctx, cancel := context.WithTimeout(ctx, t.cfg.CommitTimeout)

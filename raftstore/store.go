@@ -57,6 +57,9 @@ type Config struct {
 	// Dial, when set, opens outgoing cluster connections instead of a
 	// plain TCP dial; tests use it to inject partitions.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// OnWrite, when set, is told each write's latency from proposal to
+	// local apply, and its error (for metrics; must not block).
+	OnWrite func(time.Duration, error)
 	// OnApply, when set, is called after each applied entry (must not block).
 	OnApply func(Change)
 }
@@ -364,6 +367,16 @@ func (s *Store) watchLeadership() {
 // propose validates c, gets it applied by the leader and waits until this
 // node has applied it. It retries while no leader is known, until ctx ends.
 func (s *Store) propose(ctx context.Context, c command) error {
+	if s.cfg.OnWrite == nil {
+		return s.proposeOnce(ctx, c)
+	}
+	start := time.Now()
+	err := s.proposeOnce(ctx, c)
+	s.cfg.OnWrite(time.Since(start), err)
+	return err
+}
+
+func (s *Store) proposeOnce(ctx context.Context, c command) error {
 	data, err := encodeCommand(c)
 	if err != nil {
 		return err
@@ -456,6 +469,9 @@ func (s *Store) State() string { return s.raft.State().String() }
 
 // AppliedIndex returns the last log index this node's FSM applied.
 func (s *Store) AppliedIndex() uint64 { return s.fsm.applied.Load() }
+
+// CommitIndex returns the last log index this node knows to be committed.
+func (s *Store) CommitIndex() uint64 { return s.raft.CommitIndex() }
 
 // LastContact is when this follower last heard from the leader.
 func (s *Store) LastContact() time.Time { return s.raft.LastContact() }
