@@ -146,3 +146,5 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	}
 	return nil
 }
+
+func encodeKey(k []byte) string { return base64.StdEncoding.EncodeToString(k) }

@@ -33,6 +33,7 @@ import (
 const (
 	streamRaft    byte = 'R'
 	streamForward byte = 'F'
+	streamBackup  byte = 'B'
 )
 
 const (
@@ -56,6 +57,7 @@ type clusterMux struct {
 	dialTCP   func(ctx context.Context, addr string) (net.Conn, error)
 	raftConns chan net.Conn
 	forward   func(net.Conn)
+	backup    func(net.Conn)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -132,6 +134,12 @@ func (m *clusterMux) handle(raw net.Conn) {
 		case <-m.closed:
 			c.Close()
 		}
+	case streamBackup:
+		if m.backup == nil {
+			c.Close()
+			return
+		}
+		m.backup(c)
 	case streamForward:
 		if m.forward == nil {
 			c.Close()

@@ -24,6 +24,9 @@ const usage = `seedbank: federated private BitTorrent tracker and catalog for sc
 Usage:
   seedbank serve [flags]     start a node (no flags: a single-node cluster in ./data)
   seedbank user ...          create an admin, disable a user, reset a passkey
+  seedbank backup --out FILE copy the replicated state of a running cluster to FILE
+  seedbank restore --from FILE --data DIR
+                             make DIR a new single-node cluster holding FILE's state
   seedbank version           print the version
 
 Run 'seedbank serve --help' for every option.
@@ -41,6 +44,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "backup":
+		return backupCmd(args[1:], stdout, stderr)
+	case "restore":
+		return restoreCmd(args[1:], stdout, stderr)
 	case "user":
 		return userCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
