@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/seedbank/seedbank/model"
 )
@@ -124,7 +125,7 @@ func openStateDB(path string) (*bolt.DB, error) {
 		InitialMmapSize: 256 << 20,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("state file %s is locked by another process (is another seedbank running on this data dir?)", path)
 		}
 		return nil, fmt.Errorf("open state file %s (corrupt or not a seedbank state file): %w", path, err)

@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrNoLeader means no leader is reachable: an election is under way or this
@@ -135,7 +136,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		BoltOptions: &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true},
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("raft log %s is locked by another process (is another seedbank running on this data dir?)", filepath.Join(raftDir, "raft.db"))
 		}
 		return nil, fmt.Errorf("open raft log %s (corrupt or not a raft log): %w", filepath.Join(raftDir, "raft.db"), err)
