@@ -23,8 +23,11 @@ const userUsage = `Usage: seedbank user <command> [flags]
 Manage accounts on a running cluster through any member's cluster port.
 
 Commands:
-  create-admin --name NAME --email EMAIL   create an admin; the password is read
-                                           from SEEDBANK_ADMIN_PASSWORD or stdin
+  create --name NAME --email EMAIL [--role member|moderator|admin]
+                                           create an account (default role member);
+                                           the password is read from
+                                           SEEDBANK_ADMIN_PASSWORD or stdin
+  create-admin --name NAME --email EMAIL   create --role admin
   disable NAME                             disable an account and end its sessions
   enable NAME                              enable an account again
   reset-passkey NAME                       give an account a new passkey; the old
@@ -49,6 +52,7 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	data := fs.String("data", envOr("SEEDBANK_DATA", "data"), "")
 	keyFlag := fs.String("cluster-key", os.Getenv("SEEDBANK_CLUSTER_KEY"), "")
 	name := fs.String("name", "", "")
+	role := fs.String("role", "member", "")
 	email := fs.String("email", "", "")
 	// Accept flags before and after the user name.
 	var positional []string
@@ -80,7 +84,13 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	defer cancel()
 
 	switch sub {
-	case "create-admin":
+	case "create", "create-admin":
+		if sub == "create-admin" {
+			*role = string(model.RoleAdmin)
+		}
+		if !model.Role(*role).Valid() {
+			return fail(fmt.Errorf("role: %q is not member, moderator or admin", *role))
+		}
 		if *name == "" || *email == "" || len(positional) != 0 {
 			fmt.Fprint(stderr, userUsage)
 			return 2
@@ -110,12 +120,12 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return fail(err)
 		}
 		u := model.User{ID: id, Username: *name, Email: *email, PasswordHash: hash, Passkey: pk,
-			Role: model.RoleAdmin, Enabled: true, Created: time.Now().UnixMilli(),
+			Role: model.Role(*role), Enabled: true, Created: time.Now().UnixMilli(),
 			Extra: map[string]string{"email_confirmed": "1"}}
 		if err := client.CreateUser(ctx, u); err != nil {
 			return fail(err)
 		}
-		fmt.Fprintf(stdout, "created admin %s\n", u.Username)
+		fmt.Fprintf(stdout, "created %s %s\n", u.Role, u.Username)
 		return 0
 	case "disable", "enable", "reset-passkey":
 		if len(positional) != 1 {

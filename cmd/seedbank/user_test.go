@@ -46,6 +46,15 @@ func TestUserCommandsOnRunningNode(t *testing.T) {
 	if ok, _ := auth.VerifyPassword("correct horse battery", u.PasswordHash); !ok {
 		t.Fatal("password not stored as given")
 	}
+	if code, out := run("member password 1\n", "create", "--name", "dana", "--email", "dana@example.org"); code != 0 {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	if d, err := n.Store().UserByName("dana"); err != nil || d.Role != "member" {
+		t.Fatalf("member: %+v %v", d, err)
+	}
+	if code, _ := run("member password 1\n", "create", "--name", "erin", "--email", "erin@example.org", "--role", "king"); code == 0 {
+		t.Fatal("unknown role accepted")
+	}
 	if code, out := run("", "reset-passkey", "root"); code != 0 {
 		t.Fatalf("reset-passkey: %d %s", code, out)
 	}
