@@ -7,11 +7,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/seedbank/seedbank/node"
-	"github.com/seedbank/seedbank/raftstore"
 )
 
 // backupCmd writes a consistent copy of the replicated state of a running
@@ -32,11 +30,7 @@ func backupCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	fail := func(err error) int { fmt.Fprintf(stderr, "seedbank backup: %v\n", err); return 1 }
-	key, err := clusterKey(*keyFlag, *data)
-	if err != nil {
-		return fail(err)
-	}
-	client, err := raftstore.NewClient(strings.Split(*cluster, ","), key, nil)
+	client, err := dialCluster(*cluster, *keyFlag, *data)
 	if err != nil {
 		return fail(err)
 	}

@@ -71,11 +71,7 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "seedbank user %s: %v\n", sub, err)
 		return 1
 	}
-	key, err := clusterKey(*keyFlag, *data)
-	if err != nil {
-		return fail(err)
-	}
-	client, err := raftstore.NewClient(strings.Split(*cluster, ","), key, nil)
+	client, err := dialCluster(*cluster, *keyFlag, *data)
 	if err != nil {
 		return fail(err)
 	}
@@ -166,6 +162,16 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// dialCluster returns a client for the members in the comma-separated
+// cluster list, with the key given or read from the data dir.
+func dialCluster(cluster, key, dataDir string) (*raftstore.Client, error) {
+	k, err := clusterKey(key, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return raftstore.NewClient(strings.Split(cluster, ","), k, nil)
 }
 
 func clusterKey(given, dataDir string) ([]byte, error) {
