@@ -17,11 +17,14 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seedbank/seedbank/announce"
+	"github.com/seedbank/seedbank/metrics"
 	"github.com/seedbank/seedbank/model"
 	"github.com/seedbank/seedbank/raftstore"
+	"github.com/seedbank/seedbank/search"
 	"github.com/seedbank/seedbank/web"
 )
 
@@ -39,9 +42,13 @@ type Node struct {
 	udpConn    *net.UDPConn
 	tracker    *announce.Tracker
 	site       *web.Server
-	wg         sync.WaitGroup
-	cancel     context.CancelFunc
-	stopOnce   sync.Once
+	metrics    *metrics.Metrics
+	search     *search.Index
+	// writeObserver forwards write latencies to metrics once they exist.
+	writeObserver atomic.Pointer[metrics.Metrics]
+	wg            sync.WaitGroup
+	cancel        context.CancelFunc
+	stopOnce      sync.Once
 
 	// NewClusterKey is set when this start created the cluster key, so the
 	// caller can print it once.
@@ -71,6 +78,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	// The search index opens first so it sees every applied change; it
+	// reads the store once the store exists (SetSource below).
+	n.search, err = search.Open(filepath.Join(cfg.DataDir, "search"), nil, search.Options{
+		NotFound: raftstore.ErrNotFound,
+		Logger:   log,
+		Counters: n.swarmCounters,
+	})
+	if err != nil {
+		n.closeListeners()
+		return nil, fmt.Errorf("search index: %w", err)
+	}
 	n.store, err = raftstore.Open(ctx, raftstore.Config{
 		NodeID:            id.NodeID,
 		Dir:               cfg.DataDir,
@@ -81,14 +99,22 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		ApplyTimeout:      cfg.ApplyTimeout,
 		Logger:            log,
+		OnApply:           func(c raftstore.Change) { n.search.Follow(c.Index, c.Type, c.Torrents) },
+		OnWrite: func(d time.Duration, err error) {
+			if m := n.writeObserver.Load(); m != nil {
+				m.ObserveWrite(d, err)
+			}
+		},
 	})
 	if err != nil {
 		n.closeListeners()
+		n.search.Close()
 		return nil, err
 	}
 	if err := n.startServices(key); err != nil {
 		n.closeListeners()
 		n.store.Close()
+		n.search.Close()
 		return nil, err
 	}
 	return n, nil
@@ -150,8 +176,12 @@ func (n *Node) startServices(clusterKey []byte) error {
 	if err != nil {
 		return fmt.Errorf("tracker: %w", err)
 	}
+	n.search.SetSource(n.store)
 	n.site, err = web.New(web.Config{
 		SiteName:          cfg.SiteName,
+		Source:            cfg.Source,
+		Search:            n.search,
+		Swarm:             swarmAdapter{n.tracker},
 		BaseURL:           n.SiteURL(),
 		SessionKey:        deriveKey(clusterKey, "seedbank session key v1"),
 		TLS:               cfg.TLS,
@@ -166,6 +196,7 @@ func (n *Node) startServices(clusterKey []byte) error {
 			EmailTaken:    raftstore.ErrEmailTaken,
 			RecordExists:  raftstore.ErrRecordExists,
 			NoLeader:      raftstore.ErrNoLeader,
+			TorrentExists: raftstore.ErrTorrentExists,
 		},
 	}, webStore{n.store}, n.log)
 	if err != nil {
@@ -173,10 +204,13 @@ func (n *Node) startServices(clusterKey []byte) error {
 		return fmt.Errorf("site: %w", err)
 	}
 
+	n.metrics = n.newMetrics(nil)
+	n.writeObserver.Store(n.metrics)
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.httpSrv = newServer(n.siteHandler())
-	n.trackerSrv = newServer(n.tracker.Handler())
+	n.httpSrv = newServer(n.metrics.Instrument("site", n.siteHandler()))
+	n.trackerSrv = newServer(n.metrics.Instrument("tracker", n.tracker.Handler()))
 	n.trackerSrv.SetKeepAlivesEnabled(true)
 	n.goRun("site server", func() error { return serveHTTP(n.httpSrv, n.httpLn) })
 	n.goRun("tracker server", func() error { return serveHTTP(n.trackerSrv, n.trackerLn) })
@@ -223,6 +257,27 @@ func deriveKey(clusterKey []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, clusterKey)
 	m.Write([]byte(purpose))
 	return m.Sum(nil)
+}
+
+// swarmCounters gives the search index live seeders and snatches.
+func (n *Node) swarmCounters(h model.InfoHash) (seeders, snatches int) {
+	if n.tracker != nil {
+		if st, ok := n.tracker.SwarmStats(h); ok {
+			seeders = st.Seeders
+		}
+	}
+	if n.store != nil {
+		snatches = int(n.store.TorrentStats(h).Snatches)
+	}
+	return seeders, snatches
+}
+
+// swarmAdapter gives the site the tracker's live swarm numbers.
+type swarmAdapter struct{ t *announce.Tracker }
+
+func (a swarmAdapter) SwarmStats(h model.InfoHash) (seeders, leechers, snatches int, ok bool) {
+	st, ok := a.t.SwarmStats(h)
+	return st.Seeders, st.Leechers, st.Snatches, ok
 }
 
 // webStore adapts raftstore to the site's optional record listing.
@@ -316,6 +371,7 @@ func (n *Node) siteHandler() http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", n.readyz)
+	mux.Handle("GET /metrics", n.metricsHandler())
 	mux.Handle("/", n.site.Handler())
 	return mux
 }
@@ -364,6 +420,9 @@ func (n *Node) Close() error {
 		}
 		if e := n.store.Close(); e != nil {
 			err = errors.Join(err, e)
+		}
+		if e := n.search.Close(); e != nil {
+			err = errors.Join(err, fmt.Errorf("close search index: %w", e))
 		}
 	})
 	return err

@@ -5,9 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -245,6 +247,60 @@ func TestConfigSources(t *testing.T) {
 		err := Load(&c, fs, args, func(k string) string { return b.env[k] })
 		if err == nil || !strings.Contains(err.Error(), b.want) {
 			t.Errorf("%v %v %q: got %v, want mention of %q", b.args, b.env, b.file, err, b.want)
+		}
+	}
+}
+
+// After announces and a write, /metrics reports each part with sane values.
+func TestMetricsAfterLoad(t *testing.T) {
+	cfg := testConfig(t, filepath.Join(t.TempDir(), "data"))
+	n := startNode(t, cfg)
+	waitReady(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u := model.User{ID: 7, Username: "bob", Email: "bob@example.org", PasswordHash: "h",
+		Passkey: strings.Repeat("cd", 16), Role: model.RoleMember, Enabled: true, Created: time.Now().UnixMilli()}
+	if err := n.Store().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	var ih [20]byte
+	ih[0] = 1
+	h := model.InfoHash(ih)
+	tr := model.Torrent{ID: h, InfoHashV1: h.String(), Name: "d", Metainfo: []byte("x"),
+		Files: []model.File{{Path: "a", Length: 10}}, TotalSize: 10, Uploader: 7, Created: 1}
+	if err := n.Store().PutTorrent(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	announce := func(passkey string, port int) {
+		q := "info_hash=" + url.QueryEscape(string(ih[:])) + "&peer_id=-TR3000-abcdefghijk" + fmt.Sprint(port%10) +
+			"&port=" + fmt.Sprint(port) + "&uploaded=0&downloaded=0&left=10&compact=1"
+		resp, err := http.Get(n.AnnounceURL() + "/" + passkey + "/announce?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	for i := 0; i < 3; i++ {
+		announce(u.Passkey, 6881+i)
+	}
+	announce(strings.Repeat("0", 32), 7000)
+	resp, err := http.Get(n.SiteURL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`seedbank_announces_total{node="` + n.ID() + `",result="ok"} 3`,
+		`seedbank_announces_total{node="` + n.ID() + `",result="unknown_passkey"} 1`,
+		`seedbank_peers_local{node="` + n.ID() + `"} 3`,
+		`seedbank_swarms{node="` + n.ID() + `"} 1`,
+		`seedbank_raft_state{node="` + n.ID() + `",state="Leader"} 1`,
+		`seedbank_raft_write_duration_seconds_count{node="` + n.ID() + `",outcome="ok"}`,
+		`seedbank_http_request_duration_seconds_count{code="2xx",listener="tracker",node="` + n.ID() + `"} 4`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
 		}
 	}
 }

@@ -63,26 +63,10 @@ func (s *Server) tokenCreate(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnprocessableEntity, "profile", p)
 		return
 	}
-	code, err := auth.NewCode(20)
-	if err != nil {
-		s.storeFailed(w, r, "creating the token", err)
-		return
-	}
-	tok := tokenPrefix + code
-	h := auth.HashCode(tok)
-	raw, _ := json.Marshal(apiToken{UserID: u.ID, Name: name, Created: s.cfg.Now().UnixMilli()})
 	ctx, cancel := writeCtx(r)
 	defer cancel()
-	if err := s.store.PutRecord(ctx, kindAPIToken, h, raw, true); err != nil {
-		s.storeFailed(w, r, "creating the token", err)
-		return
-	}
-	if u.Extra == nil {
-		u.Extra = map[string]string{}
-	}
-	u.Extra[extraAPITokens] = strings.Trim(u.Extra[extraAPITokens]+","+h, ",")
-	if err := s.store.UpdateUser(ctx, u); err != nil {
-		_ = s.store.DeleteRecord(ctx, kindAPIToken, h)
+	tok, err := s.issueToken(ctx, &u, name)
+	if err != nil {
 		s.storeFailed(w, r, "creating the token", err)
 		return
 	}

@@ -182,7 +182,7 @@ func TestBrowserAccountFlow(t *testing.T) {
 
 	// Log out, log in with password and a TOTP code (of the next time step:
 	// a code works once).
-	res, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`header form[action="/logout"] button`)))
+	_, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`header form[action="/logout"] button`)))
 	if err != nil || location() != "/?ok=loggedout" {
 		t.Fatalf("logout: %v at %s", err, location())
 	}
@@ -231,7 +231,7 @@ func TestBrowserAccountFlow(t *testing.T) {
 	// Phone-sized screenshots.
 	do("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/me"))
 	shot("profile-phone")
-	res, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`header form[action="/logout"] button`)))
+	_, err = chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`header form[action="/logout"] button`)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,6 +47,25 @@ type Config struct {
 	StoreErrors StoreErrors
 	// Now returns the current time; tests may replace it.
 	Now func() time.Time
+
+	// Catalog (see catalog.go).
+
+	// Source is the cluster-wide source tag written into every sanitized
+	// torrent, so a dataset has the same info hash on every node. Every node
+	// must use the same value. Default "seedbank".
+	Source string
+	// MaxTorrentBytes is the largest .torrent file accepted. Default 10 MiB
+	// (uploads also stop at the 16 MiB form limit).
+	MaxTorrentBytes int
+	// Search is the node's catalog index (a *search.Index). Without it the
+	// browse page lists the newest datasets by scanning the store.
+	Search SearchIndex
+	// Swarm gives live seeders, leechers and snatches from the tracker;
+	// without it the site shows "-" for live numbers.
+	Swarm SwarmStats
+	// PublicCatalog lets visitors who are not logged in browse datasets and
+	// their citations. Downloads always need an account.
+	PublicCatalog bool
 }
 
 // SMTPConfig is an SMTP relay. Username and Password are optional (PLAIN auth,
@@ -74,6 +93,7 @@ type StoreErrors struct {
 	EmailTaken    error
 	RecordExists  error
 	NoLeader      error
+	TorrentExists error
 }
 
 // Registration modes.
@@ -133,6 +153,13 @@ func (c *Config) withDefaults() error {
 	fill(&e.EmailTaken, "email is already registered")
 	fill(&e.RecordExists, "record already exists")
 	fill(&e.NoLeader, "no raft leader reachable: the cluster is electing a leader or this node cannot reach a quorum; writes are refused, reads still work")
+	fill(&e.TorrentExists, "torrent is already registered")
+	if c.Source == "" {
+		c.Source = "seedbank"
+	}
+	if c.MaxTorrentBytes <= 0 {
+		c.MaxTorrentBytes = 10 << 20
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}

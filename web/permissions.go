@@ -17,6 +17,9 @@ const (
 	RightEditWhitelist Right = "edit_whitelist" // edit the client whitelist
 	RightEditSettings  Right = "edit_settings"  // registration mode, ratio rules
 	RightViewAudit     Right = "view_audit"     // read the audit log
+	RightUpload        Right = "upload"         // publish datasets
+	RightEditAny       Right = "edit_any"       // edit any dataset's metadata (uploaders edit their own)
+	RightModerate      Right = "moderate"       // delete datasets and comments
 )
 
 // permissions is the one table of who may do what.
@@ -27,6 +30,9 @@ var permissions = map[Right][]model.Role{
 	RightEditWhitelist: {model.RoleModerator, model.RoleAdmin},
 	RightEditSettings:  {model.RoleAdmin},
 	RightViewAudit:     {model.RoleAdmin},
+	RightUpload:        {model.RoleMember, model.RoleModerator, model.RoleAdmin},
+	RightEditAny:       {model.RoleModerator, model.RoleAdmin},
+	RightModerate:      {model.RoleModerator, model.RoleAdmin},
 }
 
 // Can reports whether role has right.

@@ -27,6 +27,8 @@ type page struct {
 	Notice string
 	Form   *form
 	Data   any
+	// BaseURL is the site's public URL (for links shown as text, e.g. feeds).
+	BaseURL string
 }
 
 // form keeps submitted values and per-field errors, so a page re-renders
@@ -129,7 +131,7 @@ var notices = map[string]string{
 
 func (s *Server) newPage(r *http.Request, title string) *page {
 	st := state(r)
-	p := &page{Site: s.cfg.SiteName, Title: title, Viewer: st.user, CSRF: s.csrfToken(st.sess.SID), Nav: map[string]bool{}}
+	p := &page{Site: s.cfg.SiteName, Title: title, Viewer: st.user, CSRF: s.csrfToken(st.sess.SID), Nav: map[string]bool{}, BaseURL: s.cfg.BaseURL}
 	if st.user != nil {
 		for right := range permissions {
 			p.Nav[string(right)] = Can(st.user.Role, right)

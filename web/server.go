@@ -1,7 +1,10 @@
 // Package web serves seedbank's site: accounts (registration, email
 // confirmation, login with optional TOTP, password reset), profiles and
 // passkeys, invites, roles and the admin pages (users, client whitelist,
-// settings, audit log), with security headers and CSRF protection.
+// settings, audit log), with security headers and CSRF protection, and the
+// catalog: uploads, dataset pages, personalised downloads, search, citations,
+// edit history, comments, RSS feeds and the JSON API (catalog*.go, upload.go,
+// rss.go, api_catalog.go; docs/API.md).
 //
 // State lives in the replicated Store; the site keeps none of its own except
 // per-node login rate limits. Sessions are signed cookies checked against the
@@ -106,6 +109,8 @@ func (s *Server) routes() {
 	static, _ := fs.Sub(staticFS, "static")
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", staticCache(http.FileServerFS(static))))
 	r.Handle("/api/v1/me", http.HandlerFunc(s.apiMe)).Methods(http.MethodGet)
+	r.Handle("/api/v1/tokens", http.HandlerFunc(s.apiTokenCreate)).Methods(http.MethodPost)
+	s.catalogAPIRoutes(r)
 
 	p := r.NewRoute().Subrouter()
 	p.Use(s.loadSession, s.checkCSRF)
@@ -159,6 +164,9 @@ func (s *Server) routes() {
 	p.Handle("/admin/settings", s.require(RightEditSettings, s.settingsPage)).Methods(get)
 	p.Handle("/admin/settings", s.require(RightEditSettings, s.settingsSave)).Methods(post)
 	p.Handle("/admin/audit", s.require(RightViewAudit, s.auditPage)).Methods(get)
+
+	s.catalogRoutes(p)
+	me.HandleFunc("/rss", s.rssCreate).Methods(post)
 
 	p.NotFoundHandler = s.loadSession(http.HandlerFunc(s.notFound))
 	r.NotFoundHandler = s.loadSession(http.HandlerFunc(s.notFound))

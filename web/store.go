@@ -25,6 +25,15 @@ type Store interface {
 	ClientRules() []model.ClientRule
 	SetClientRules(ctx context.Context, rules []model.ClientRule) error
 
+	PutTorrent(ctx context.Context, t model.Torrent) error
+	UpdateTorrent(ctx context.Context, t model.Torrent) error
+	DeleteTorrent(ctx context.Context, id model.InfoHash) error
+	Torrent(h model.InfoHash) (model.Torrent, error)
+	ForEachTorrent(fn func(model.Torrent) error) error
+	TorrentCount() int
+	TorrentStats(id model.InfoHash) model.Stats
+	Members() []model.Member
+
 	PutRecord(ctx context.Context, kind, key string, value []byte, ifAbsent bool) error
 	Record(kind, key string) ([]byte, error)
 	DeleteRecord(ctx context.Context, kind, key string) error

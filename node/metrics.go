@@ -1,0 +1,32 @@
+package node
+
+import (
+	"net/http"
+
+	"github.com/seedbank/seedbank/metrics"
+)
+
+// newMetrics builds the node's metrics from its parts; gossip figures are
+// added when a gossip source is given.
+func (n *Node) newMetrics(gossip func() (int, uint64, uint64)) *metrics.Metrics {
+	return metrics.New(n.id, metrics.Sources{
+		Raft: n.store,
+		Tracker: func() metrics.TrackerCounts {
+			c := n.tracker.AnnounceCounts()
+			swarms, local, remote := n.tracker.Peers().Census()
+			pending, _ := n.tracker.PendingBatches()
+			return metrics.TrackerCounts{
+				Announces: map[string]uint64{
+					"ok": c.OK, "unknown_passkey": c.UnknownPasskey, "malformed_passkey": c.MalformedPasskey,
+					"disabled": c.Disabled, "unregistered": c.Unregistered, "client_refused": c.ClientRefused, "other": c.Other,
+				},
+				Scrapes: c.Scrapes, Swarms: swarms, LocalPeers: local, RemotePeers: remote, PendingStats: pending,
+				StatsFlushLag: n.tracker.StatsLag(),
+			}
+		},
+		Gossip: gossip,
+	})
+}
+
+// metricsHandler serves /metrics.
+func (n *Node) metricsHandler() http.Handler { return n.metrics.Handler() }

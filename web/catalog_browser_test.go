@@ -1,0 +1,160 @@
+package web
+
+import (
+	"context"
+	"encoding/base64"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/seedbank/seedbank/model"
+)
+
+// TestBrowserCatalogFlow drives Chromium through the catalog: log in,
+// upload a real mktorrent torrent with the form (a bad field first), find
+// the dataset by typing its accession into the search box, and download
+// the personalised .torrent.
+func TestBrowserCatalogFlow(t *testing.T) {
+	t.Parallel()
+	chromium := chromiumPath(t)
+	shots := screenshotDir(t)
+	e := newCatalogEnv(t, nil)
+	e.mkUser("mendel", model.RoleMember)
+	data := mktorrent(t, "pea-crosses", map[string]string{
+		"F1/round_yellow.fastq": strings.Repeat("@p\nACGTACGT\n+\nIIIIIIII\n", 4000),
+		"F2/wrinkled.vcf":       "##fileformat=VCFv4.2\n",
+	})
+	torrentPath := filepath.Join(t.TempDir(), "pea-crosses.torrent")
+	must(t, os.WriteFile(torrentPath, data, 0o644))
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.WindowSize(1100, 900))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelT()
+
+	base := e.ts.URL
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		if err := chromedp.Do(ctx, steps...); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	location := func() string {
+		t.Helper()
+		l, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimPrefix(l, base)
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		must(t, os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644))
+	}
+	submit := func(what, sel string, want int) {
+		t.Helper()
+		res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel)))
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if res.Status != int64(want) {
+			t.Fatalf("%s: status %d at %s", what, res.Status, res.URL)
+		}
+	}
+	fill := func(id, v string) chromedp.Action[chromedp.Void] { return chromedp.SendKeys(chromedp.ID(id), v) }
+
+	do("login page", chromedp.Navigate(base+"/login"))
+	do("fill login", fill("f-username", "mendel"), fill("f-password", "password-mendel"))
+	submit("login", `main form[action="/login"] button[type=submit]`, http.StatusOK)
+
+	// Upload with a bad ORCID iD first: the error shows beside the field and
+	// the input is kept; then fix it.
+	do("upload page", chromedp.Navigate(base+"/upload"))
+	do("fill upload",
+		chromedp.SetUploadFiles(chromedp.ID("f-torrent"), []string{torrentPath}),
+		fill("f-title", "Pea crosses: seed shape and colour"),
+		chromedp.SetValue(chromedp.ID("f-category"), "variants"),
+		fill("f-organism", "Pisum sativum"), fill("f-taxid", "3888"),
+		fill("f-accessions", "ERR4242424\nPRJEB4242"),
+		fill("f-formats", "FASTQ, VCF"),
+		chromedp.SetValue(chromedp.ID("f-license"), "CC0-1.0"),
+		fill("f-authors", "Gregor Mendel | 0000-0002-1825-0096"),
+		fill("f-description", "Crosses of **round** and *wrinkled* peas."),
+	)
+	shot("upload")
+	submit("upload with a bad ORCID", `main form[action="/upload"] button[type=submit]`, http.StatusUnprocessableEntity)
+	if got := text("#f-authors-err"); !strings.Contains(got, "wrong check digit") {
+		t.Fatalf("authors error %q", got)
+	}
+	if v, _ := chromedp.Run(ctx, chromedp.Value(chromedp.ID("f-title"))); v != "Pea crosses: seed shape and colour" {
+		t.Fatalf("title not kept: %q", v)
+	}
+	shot("upload-error")
+	do("fix upload",
+		chromedp.SetValue(chromedp.ID("f-authors"), "Gregor Mendel | 0000-0002-1825-0097"),
+		chromedp.SetUploadFiles(chromedp.ID("f-torrent"), []string{torrentPath}),
+	)
+	submit("upload", `main form[action="/upload"] button[type=submit]`, http.StatusOK)
+	m := datasetPathRe.FindStringSubmatch(location())
+	if m == nil {
+		t.Fatalf("after upload at %s", location())
+	}
+	id, err := model.ParseInfoHash(m[1])
+	must(t, err)
+	if n := text("main .notice"); !strings.Contains(n, "seed that copy") {
+		t.Fatalf("notice %q", n)
+	}
+	if acc := text("#accessions"); !strings.Contains(acc, "ERR4242424") {
+		t.Fatalf("accessions %q", acc)
+	}
+	shot("dataset")
+
+	// Find it by accession from the search box.
+	e.syncIndex()
+	do("browse", chromedp.Navigate(base+"/browse"))
+	do("type accession", fill("f-q", "err4242424"))
+	submit("search", `form[action="/browse"] button[type=submit]`, http.StatusOK)
+	if location() != "/t/"+id.String() {
+		t.Fatalf("accession search landed at %s", location())
+	}
+
+	// Download it with the browser's session.
+	b64, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(document.getElementById("download").href).then(r => {
+		if (!r.ok) throw new Error("status " + r.status);
+		return r.arrayBuffer();
+	}).then(b => { let s = ""; for (const c of new Uint8Array(b)) s += String.fromCharCode(c); return btoa(s); })`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("download: %v", err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	must(t, err)
+	checkPersonal(t, raw, id, e.user("mendel").Passkey, e.members)
+
+	do("browse list", chromedp.Navigate(base+"/browse?category=variants"))
+	if got := text("#results"); !strings.Contains(got, "Pea crosses") {
+		t.Fatalf("results %q", got)
+	}
+	shot("browse")
+	do("phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(base+"/t/"+id.String()))
+	shot("dataset-phone")
+}
