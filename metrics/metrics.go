@@ -37,9 +37,9 @@ type TrackerCounts struct {
 type Sources struct {
 	Raft    Raft
 	Tracker func() TrackerCounts
-	// Gossip returns the number of live members and the bytes sent and
-	// received by gossip so far.
-	Gossip func() (members int, sent, received uint64)
+	// Gossip returns the number of live members and the peer-replication
+	// bytes sent so far (summed over receivers).
+	Gossip func() (members int, sent uint64)
 }
 
 // Metrics owns a registry and the HTTP latency histograms.
@@ -120,9 +120,8 @@ func New(nodeID string, src Sources) *Metrics {
 		gauge("seedbank_stats_flush_lag_seconds", "Age of the oldest stats batch not yet committed.", func() float64 { return tr().StatsFlushLag.Seconds() })
 	}
 	if g := src.Gossip; g != nil {
-		gauge("seedbank_gossip_members", "Live gossip members, this node included.", func() float64 { n, _, _ := g(); return float64(n) })
-		counter("seedbank_gossip_bytes_total", "Gossip bytes by direction.", prometheus.Labels{"direction": "sent"}, func() float64 { _, s, _ := g(); return float64(s) })
-		counter("seedbank_gossip_bytes_total", "Gossip bytes by direction.", prometheus.Labels{"direction": "received"}, func() float64 { _, _, r := g(); return float64(r) })
+		gauge("seedbank_gossip_members", "Live gossip members, this node included.", func() float64 { n, _ := g(); return float64(n) })
+		counter("seedbank_gossip_peer_bytes_sent_total", "Bytes of peer-swarm replication sent, summed over receivers.", nil, func() float64 { _, s := g(); return float64(s) })
 	}
 	return m
 }

@@ -23,7 +23,7 @@ func TestMetricsExposeEachSource(t *testing.T) {
 		Tracker: func() TrackerCounts {
 			return TrackerCounts{Announces: map[string]uint64{"ok": 7, "unregistered": 2}, Scrapes: 3, Swarms: 1, LocalPeers: 4, RemotePeers: 5, PendingStats: 1, StatsFlushLag: 3 * time.Second}
 		},
-		Gossip: func() (int, uint64, uint64) { return 3, 100, 200 },
+		Gossip: func() (int, uint64) { return 3, 100 },
 	})
 	m.ObserveWrite(2*time.Millisecond, nil)
 	h := m.Instrument("site", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(404) }))
@@ -39,7 +39,8 @@ func TestMetricsExposeEachSource(t *testing.T) {
 		`seedbank_announces_total{node="n1",result="unregistered"} 2`,
 		`seedbank_peers_gossiped{node="n1"} 5`,
 		`seedbank_stats_flush_lag_seconds{node="n1"} 3`,
-		`seedbank_gossip_bytes_total{direction="received",node="n1"} 200`,
+		`seedbank_gossip_peer_bytes_sent_total{node="n1"} 100`,
+		`seedbank_gossip_members{node="n1"} 3`,
 		`seedbank_raft_write_duration_seconds_count{node="n1",outcome="ok"} 1`,
 		`seedbank_http_request_duration_seconds_count{code="4xx",listener="site",node="n1"} 1`,
 		`go_goroutines`,

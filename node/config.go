@@ -52,12 +52,25 @@ type Config struct {
 	Join       []string `flag:"join" help:"comma-separated cluster addresses of existing members to join (first start only)"`
 	ClusterKey string   `flag:"cluster-key" help:"base64 cluster key; made at bootstrap and printed once; required to join"`
 
+	Gossip          string        `flag:"gossip" help:"listen address of gossip (membership and peer replication, UDP and TCP on one port, encrypted with the cluster key); empty: the cluster host with port 7946, or a kernel-chosen port when the cluster port is 0"`
+	GossipAdvertise string        `flag:"gossip-advertise" help:"gossip address other nodes reach; defaults to the host of --advertise with the bound gossip port; required when --gossip binds 0.0.0.0 without --advertise"`
+	GossipJoin      []string      `flag:"gossip-join" help:"comma-separated gossip addresses of members; optional: a node finds the others' gossip addresses in the replicated state once it has joined with --join"`
+	DeadNodeGrace   time.Duration `flag:"dead-node-grace" help:"the leader removes a node that gossip has seen dead or gone this long from the cluster, never below quorum; 0 disables"`
+
+	RaftHeartbeatTimeout   time.Duration `flag:"raft-heartbeat-timeout" help:"raft heartbeat timeout; raise all three raft timeouts together on slow or distant links"`
+	RaftElectionTimeout    time.Duration `flag:"raft-election-timeout" help:"raft election timeout (at least the heartbeat timeout)"`
+	RaftLeaderLeaseTimeout time.Duration `flag:"raft-leader-lease-timeout" help:"raft leader lease timeout (at most the heartbeat timeout)"`
+
 	SnapshotThreshold uint64        `flag:"snapshot-threshold" help:"raft log entries between snapshots"`
 	ApplyTimeout      time.Duration `flag:"apply-timeout" help:"how long a write waits for the cluster before failing"`
 	ShutdownTimeout   time.Duration `flag:"shutdown-timeout" help:"how long a graceful stop waits for requests to finish"`
 
 	LogLevel  string `flag:"log-level" help:"debug, info, warn or error"`
 	LogFormat string `flag:"log-format" help:"text or json"`
+
+	// Hooks are test seams (fault injection, fast timing); without a flag
+	// tag the config loader ignores them.
+	Hooks *Hooks
 }
 
 // Default returns the embedded defaults: a single node on 127.0.0.1 with
@@ -77,8 +90,13 @@ func Default() Config {
 		SMTPPort:          25,
 		AnnounceInterval:  30 * time.Minute,
 		StatsFlush:        10 * time.Second,
-		LogLevel:          "info",
-		LogFormat:         "text",
+		DeadNodeGrace:     10 * time.Minute,
+
+		RaftHeartbeatTimeout:   time.Second,
+		RaftElectionTimeout:    time.Second,
+		RaftLeaderLeaseTimeout: 500 * time.Millisecond,
+		LogLevel:               "info",
+		LogFormat:              "text",
 	}
 }
 
@@ -101,6 +119,32 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(j); err != nil {
 			return fmt.Errorf("join: %q is not host:port: %w", j, err)
 		}
+	}
+	for name, addr := range map[string]string{"gossip": c.Gossip, "gossip-advertise": c.GossipAdvertise} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %q is not host:port: %w", name, addr, err)
+		}
+	}
+	if host, _, err := net.SplitHostPort(c.Gossip); err == nil && c.GossipAdvertise == "" && c.Advertise == "" {
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("gossip: %q binds every interface; set gossip-advertise to the address other nodes reach", c.Gossip)
+		}
+	}
+	for _, j := range c.GossipJoin {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("gossip-join: %q is not host:port: %w", j, err)
+		}
+	}
+	if c.DeadNodeGrace < 0 {
+		return errors.New("dead-node-grace: must not be negative (0 disables automatic removal)")
+	}
+	if c.RaftHeartbeatTimeout < 5*time.Millisecond || c.RaftElectionTimeout < c.RaftHeartbeatTimeout ||
+		c.RaftLeaderLeaseTimeout < 5*time.Millisecond || c.RaftLeaderLeaseTimeout > c.RaftHeartbeatTimeout {
+		return fmt.Errorf("raft-heartbeat-timeout (%v), raft-election-timeout (%v), raft-leader-lease-timeout (%v): need 5ms <= lease <= heartbeat <= election",
+			c.RaftHeartbeatTimeout, c.RaftElectionTimeout, c.RaftLeaderLeaseTimeout)
 	}
 	if c.ClusterKey != "" {
 		k, err := base64.StdEncoding.DecodeString(c.ClusterKey)

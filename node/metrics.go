@@ -6,9 +6,8 @@ import (
 	"github.com/seedbank/seedbank/metrics"
 )
 
-// newMetrics builds the node's metrics from its parts; gossip figures are
-// added when a gossip source is given.
-func (n *Node) newMetrics(gossip func() (int, uint64, uint64)) *metrics.Metrics {
+// newMetrics builds the node's metrics from its parts.
+func (n *Node) newMetrics() *metrics.Metrics {
 	return metrics.New(n.id, metrics.Sources{
 		Raft: n.store,
 		Tracker: func() metrics.TrackerCounts {
@@ -24,7 +23,9 @@ func (n *Node) newMetrics(gossip func() (int, uint64, uint64)) *metrics.Metrics 
 				StatsFlushLag: n.tracker.StatsLag(),
 			}
 		},
-		Gossip: gossip,
+		Gossip: func() (int, uint64) {
+			return n.gossip.NumAlive(), n.gossip.Stats().BatchBytes
+		},
 	})
 }
 

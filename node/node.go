@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/seedbank/seedbank/announce"
+	"github.com/seedbank/seedbank/gossip"
 	"github.com/seedbank/seedbank/metrics"
 	"github.com/seedbank/seedbank/model"
 	"github.com/seedbank/seedbank/raftstore"
@@ -41,6 +42,7 @@ type Node struct {
 	trackerSrv *http.Server
 	udpConn    *net.UDPConn
 	tracker    *announce.Tracker
+	gossip     *gossip.Gossip
 	site       *web.Server
 	metrics    *metrics.Metrics
 	search     *search.Index
@@ -105,6 +107,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 				m.ObserveWrite(d, err)
 			}
 		},
+		HeartbeatTimeout:   cfg.RaftHeartbeatTimeout,
+		ElectionTimeout:    cfg.RaftElectionTimeout,
+		LeaderLeaseTimeout: cfg.RaftLeaderLeaseTimeout,
+		Dial:               n.hooks().ClusterDial,
 	})
 	if err != nil {
 		n.closeListeners()
@@ -203,8 +209,12 @@ func (n *Node) startServices(clusterKey []byte) error {
 		n.tracker.Close()
 		return fmt.Errorf("site: %w", err)
 	}
+	if err := n.startGossip(clusterKey); err != nil {
+		n.tracker.Close()
+		return err
+	}
 
-	n.metrics = n.newMetrics(nil)
+	n.metrics = n.newMetrics()
 	n.writeObserver.Store(n.metrics)
 
 	runCtx, cancel := context.WithCancel(context.Background())
@@ -219,6 +229,7 @@ func (n *Node) startServices(clusterKey []byte) error {
 	}
 	n.goRun("tracker loops", func() error { return n.tracker.Run(runCtx) })
 	n.goRun("member registration", func() error { n.registerMember(runCtx); return nil })
+	n.goRun("cluster loop", func() error { n.clusterLoop(runCtx); return nil })
 	return nil
 }
 
@@ -413,6 +424,11 @@ func (n *Node) Close() error {
 			n.udpConn.Close()
 		}
 		n.wg.Wait()
+		// Gossip stops before the tracker, so no handoff lands in a closed
+		// tracker; the others see this node fail (Leave announces it).
+		if e := n.gossip.Close(); e != nil {
+			n.log.Warn("gossip close", "err", e)
+		}
 		// Pending stats stay in the local queue if the cluster is not
 		// reachable now; the next start sends them.
 		if e := n.tracker.Close(); e != nil {
@@ -431,18 +447,31 @@ func (n *Node) Close() error {
 // Tracker returns the node's tracker.
 func (n *Node) Tracker() *announce.Tracker { return n.tracker }
 
-// Leave removes this node from the cluster: its member record first (while
-// it can still reach the leader), then its raft membership, handing
-// leadership over if it leads.
+// Leave removes this node from the cluster: its member record and gossip
+// address first (while it can still reach the leader), then its raft
+// membership, handing leadership over if it leads, and last its gossip
+// membership, so the others drop its peers at once. Close the node after.
 func (n *Node) Leave(ctx context.Context) error {
 	rctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
 	err := n.store.RemoveMember(rctx, n.id)
+	if err == nil {
+		if e := n.store.DeleteRecord(rctx, gossipRecordKind, n.id); e != nil && !errors.Is(e, raftstore.ErrNotFound) {
+			err = e
+		}
+	}
 	cancel()
 	if err != nil {
 		n.log.Warn("remove member record", "err", err)
 	}
 	if err := n.store.Leave(ctx); err != nil {
 		return fmt.Errorf("leave cluster: %w", err)
+	}
+	timeout := 5 * time.Second
+	if d, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(d))
+	}
+	if err := n.gossip.Leave(timeout); err != nil {
+		n.log.Warn("gossip leave", "err", err)
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ func testConfig(t *testing.T, dir string) Config {
 	c.ClusterAddr = "127.0.0.1:0"
 	c.TrackerAddr = "127.0.0.1:0"
 	c.UDPAddr = "127.0.0.1:0"
+	c.Gossip = "127.0.0.1:0"
 	return c
 }
 
@@ -133,6 +134,10 @@ func TestStartRefusesBadDataDirs(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "data")
 		n := startNode(t, testConfig(t, dir))
 		waitReady(t, n)
+		// Something applied, so state.db has an applied index.
+		for deadline := time.Now().Add(10 * time.Second); len(n.Store().Members()) == 0 && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if err := n.Close(); err != nil {
 			t.Fatal(err)
 		}

@@ -278,6 +278,9 @@ func responseError(resp forwardResponse) error {
 		return e
 	}
 	if resp.Retry {
+		if resp.Err == ErrNoLeader.Error() {
+			return ErrNoLeader
+		}
 		return fmt.Errorf("%w: %s", ErrNoLeader, resp.Err)
 	}
 	return errors.New(resp.Err)

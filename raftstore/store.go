@@ -280,7 +280,11 @@ func (s *Store) join(ctx context.Context, addrs []string) error {
 			if errors.Is(err, ErrClusterAuth) {
 				return fmt.Errorf("join via %s: %w", a, err)
 			}
-			s.log.Warn("join attempt failed", "via", a, "err", err)
+			level := slog.LevelWarn
+			if errors.Is(err, ErrNoLeader) {
+				level = slog.LevelInfo // expected while the cluster elects
+			}
+			s.log.Log(ctx, level, "join attempt failed", "via", a, "err", err)
 		}
 		select {
 		case <-ctx.Done():

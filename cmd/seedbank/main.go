@@ -23,6 +23,7 @@ const usage = `seedbank: federated private BitTorrent tracker and catalog for sc
 
 Usage:
   seedbank serve [flags]     start a node (no flags: a single-node cluster in ./data)
+  seedbank demo              a three-node federation on 127.0.0.1 in one process (Ctrl-C stops it)
   seedbank user ...          create an admin, disable a user, reset a passkey
   seedbank backup --out FILE copy the replicated state of a running cluster to FILE
   seedbank restore --from FILE --data DIR
@@ -44,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "demo":
+		return demoCmd(args[1:], stdout, stderr)
 	case "backup":
 		return backupCmd(args[1:], stdout, stderr)
 	case "restore":
@@ -92,8 +95,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if n.NewClusterKey != "" {
 		fmt.Fprintf(stdout, "New cluster created. Its key (needed to join more nodes; also kept in %s/cluster.key):\n  %s\n", cfg.DataDir, n.NewClusterKey)
 	}
-	fmt.Fprintf(stdout, "seedbank node %s is up\n  site:     %s\n  announce: %s/<passkey>/announce\n  cluster:  %s\n  health:   %s/healthz  %s/readyz\n",
-		n.ID(), n.SiteURL(), n.AnnounceURL(), n.ClusterAddr(), n.SiteURL(), n.SiteURL())
+	fmt.Fprintf(stdout, "seedbank node %s is up\n  site:     %s\n  announce: %s/<passkey>/announce\n  cluster:  %s\n  gossip:   %s\n  health:   %s/healthz  %s/readyz  %s/metrics\n",
+		n.ID(), n.SiteURL(), n.AnnounceURL(), n.ClusterAddr(), n.GossipAddr(), n.SiteURL(), n.SiteURL(), n.SiteURL())
 
 	<-ctx.Done()
 	log.Info("stopping")
