@@ -5,15 +5,23 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 14m
 
-.PHONY: run build test test-race bench lint fmt clean
+.PHONY: run demo build docker test test-race test-deploy bench lint fmt clean
 
 ## run: start a single-node site and tracker on embedded defaults (data in ./data)
 run: build
 	./$(BIN) serve
 
+## demo: a three-node federation on 127.0.0.1 in one process; Ctrl-C stops it
+demo: build
+	./$(BIN) demo
+
 ## build: compile the seedbank binary into bin/
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/seedbank
+
+## docker: FROM-scratch image seedbank:local (no registry needed)
+docker:
+	deploy/docker-build.sh
 
 ## test: the whole test suite (needs the tools .ci/run installs)
 test:
@@ -23,6 +31,10 @@ test:
 ## test-race: the suite under the race detector
 test-race:
 	$(GO) test -race $(TESTFLAGS) ./...
+
+## test-deploy: Docker cluster, systemd unit, nginx proxy, seedbox tests only
+test-deploy:
+	$(GO) test $(TESTFLAGS) ./deploy
 
 ## bench: Go benchmarks of the hot paths and the write path; figures, not verdicts
 bench:
