@@ -5,7 +5,7 @@ VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 14m
 
-.PHONY: run demo build docker test test-race test-deploy bench lint fmt clean
+.PHONY: run demo build docker test test-race test-deploy bench bench-tracker lint fmt clean
 
 ## run: start a single-node site and tracker on embedded defaults (data in ./data)
 run: build
@@ -39,6 +39,14 @@ test-deploy:
 ## bench: Go benchmarks of the hot paths and the write path; figures, not verdicts
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+
+## bench-tracker: seedbank's tracker vs opentracker (HTTP new connection, keep-alive,
+## UDP; 100,000 torrents x 3 peers), then tracker memory per peer. About 10 min;
+## needs opentracker, taskset and (as root) setpriv. Not part of test.
+bench-tracker:
+	$(GO) build -o bin/trackerbench ./tools/trackerbench
+	./bin/trackerbench -out bin/bench-tracker.md
+	./bin/trackerbench mem
 
 ## lint: gofmt, go vet and staticcheck
 lint:

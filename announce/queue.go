@@ -1,10 +1,12 @@
 package announce
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -182,31 +184,47 @@ func (q *statsQueue) deleteCounters(keys []counterKey) error {
 // append persists f in one transaction: a new batch when f has deltas (its
 // Seq is returned, else 0), and the counter changes.
 func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
+	// bbolt inserts in key order cheaply and shifts entries for random
+	// order, so write counters sorted.
+	puts := make([][2][]byte, len(f.puts))
+	for i, p := range f.puts {
+		puts[i] = [2][]byte{encodeCounterKey(p.k), encodeCounterVal(p.c)}
+	}
+	slices.SortFunc(puts, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
+	dels := make([][]byte, len(f.dels))
+	for i, k := range f.dels {
+		dels[i] = encodeCounterKey(k)
+	}
+	slices.SortFunc(dels, bytes.Compare)
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		seq = 0
-		if len(f.deltas) > 0 {
-			meta := tx.Bucket(bucketMeta)
-			next := binary.BigEndian.Uint64(meta.Get(keyNextSeq))
-			raw, err := json.Marshal(model.StatsBatch{NodeID: q.nodeID, Seq: next, Deltas: f.deltas})
+		meta := tx.Bucket(bucketMeta)
+		next := binary.BigEndian.Uint64(meta.Get(keyNextSeq))
+		// One flush may hold more deltas than one raft command should
+		// carry: split it into batches of consecutive sequence numbers.
+		for start := 0; start < len(f.deltas); start += maxDeltasPerBatch {
+			chunk := f.deltas[start:min(start+maxDeltasPerBatch, len(f.deltas))]
+			raw, err := json.Marshal(model.StatsBatch{NodeID: q.nodeID, Seq: next, Deltas: chunk})
 			if err != nil {
 				return err
 			}
 			if err := tx.Bucket(bucketBatches).Put(be64(next), raw); err != nil {
 				return err
 			}
-			if err := meta.Put(keyNextSeq, be64(next+1)); err != nil {
-				return err
-			}
 			seq = next
+			next++
+		}
+		if err := meta.Put(keyNextSeq, be64(next)); err != nil {
+			return err
 		}
 		cb := tx.Bucket(bucketCounters)
-		for _, p := range f.puts {
-			if err := cb.Put(encodeCounterKey(p.k), encodeCounterVal(p.c)); err != nil {
+		for _, kv := range puts {
+			if err := cb.Put(kv[0], kv[1]); err != nil {
 				return err
 			}
 		}
-		for _, k := range f.dels {
-			if err := cb.Delete(encodeCounterKey(k)); err != nil {
+		for _, k := range dels {
+			if err := cb.Delete(k); err != nil {
 				return err
 			}
 		}
@@ -217,6 +235,10 @@ func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
 	}
 	return seq, nil
 }
+
+// maxDeltasPerBatch keeps one stats batch (about 150 bytes of JSON a delta)
+// far below the raft command limit.
+const maxDeltasPerBatch = 20_000
 
 // oldest returns the pending batch with the lowest Seq.
 func (q *statsQueue) oldest() (b model.StatsBatch, ok bool, err error) {

@@ -560,3 +560,49 @@ func TestCounterCodec(t *testing.T) {
 		}
 	}
 }
+
+// A flush with more deltas than one batch may carry is split into
+// consecutive batches, each committed once; nothing is lost.
+func TestLargeFlushSplitsIntoBatches(t *testing.T) {
+	dir := t.TempDir()
+	q, err := openStatsQueue(filepath.Join(dir, "q.db"), "n1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.db.Close()
+	var f flushSet
+	var want uint64
+	for i := 0; i < maxDeltasPerBatch*2+5; i++ {
+		f.deltas = append(f.deltas, model.StatsDelta{UserID: uint64(i + 1), Torrent: model.InfoHash{1}, Uploaded: 3})
+		want += 3
+	}
+	if _, err := q.append(&f); err != nil {
+		t.Fatal(err)
+	}
+	var got uint64
+	var batches int
+	var lastSeq uint64
+	for {
+		b, ok, err := q.oldest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		if len(b.Deltas) > maxDeltasPerBatch || (lastSeq != 0 && b.Seq != lastSeq+1) {
+			t.Fatalf("batch %d: %d deltas after seq %d", b.Seq, len(b.Deltas), lastSeq)
+		}
+		lastSeq = b.Seq
+		for _, d := range b.Deltas {
+			got += d.Uploaded
+		}
+		batches++
+		if err := q.remove(b.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if batches != 3 || got != want {
+		t.Fatalf("%d batches carrying %d bytes, want 3 and %d", batches, got, want)
+	}
+}

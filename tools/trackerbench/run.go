@@ -1,0 +1,477 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/seedbank/seedbank/tools/loadgen"
+)
+
+// tracker is one tracker process under test.
+type tracker struct {
+	name    string
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser // seedbank's command channel
+	stdout  *bufio.Scanner
+	swarms  *loadgen.Swarms
+	prefRSS int64
+	paused  bool
+	resumed bool // continued since the last phase
+}
+
+func (t *tracker) pid() int { return t.cmd.Process.Pid }
+
+// phase is one measured Run.
+type phase struct {
+	res  *loadgen.Result
+	cpu  time.Duration // tracker utime+stime
+	gen  time.Duration // generator utime+stime
+	load string
+}
+
+func (p phase) cpuPerAnnounce() time.Duration {
+	if p.res.OK == 0 {
+		return 0
+	}
+	return p.cpu / time.Duration(p.res.OK)
+}
+
+func (p phase) genBusy() float64 { return p.gen.Seconds() / p.res.Elapsed.Seconds() }
+
+type runFlags struct {
+	seed                        uint64
+	users, torrents, peers      int
+	dur                         time.Duration
+	conc, halfConc, prefillConc int
+	modes, targets              string
+	opentracker                 string
+	trackerCPU, genCPU          string
+	profileDir, out             string
+	settle                      time.Duration
+}
+
+func run(args []string) error {
+	var rf runFlags
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	fs.Uint64Var(&rf.seed, "seed", 1, "fixture and load seed")
+	fs.IntVar(&rf.users, "users", 1000, "users (passkeys); peers are spread across them")
+	fs.IntVar(&rf.torrents, "torrents", 100_000, "torrents")
+	fs.IntVar(&rf.peers, "peers", 3, "peers per torrent, prefilled")
+	fs.DurationVar(&rf.dur, "dur", 15*time.Second, "length of each measured phase (max 30s)")
+	fs.IntVar(&rf.conc, "conc", 32, "concurrent requests in the peak (closed-loop) phase")
+	fs.IntVar(&rf.halfConc, "half-conc", 64, "workers in the half-peak (paced) phase")
+	fs.IntVar(&rf.prefillConc, "prefill-conc", 32, "concurrent requests while prefilling")
+	fs.StringVar(&rf.modes, "modes", "http-close,http-keepalive,udp", "transports to measure")
+	fs.StringVar(&rf.targets, "targets", "seedbank,opentracker", "trackers to measure")
+	fs.StringVar(&rf.opentracker, "opentracker", "/usr/bin/opentracker", "opentracker binary")
+	fs.StringVar(&rf.trackerCPU, "tracker-cpu", "0", "CPU the trackers are pinned to (taskset -c)")
+	fs.StringVar(&rf.genCPU, "gen-cpu", "1", "CPU the generator is pinned to; empty: no pinning")
+	fs.StringVar(&rf.profileDir, "profile", "", "directory for seedbank CPU profiles of each peak phase (cpu-<mode>.prof)")
+	fs.StringVar(&rf.out, "out", "", "also write the markdown report to this file")
+	fs.DurationVar(&rf.settle, "settle", 0, "idle time after the prefill, charged to it")
+	fs.Parse(args)
+	if rf.dur > 30*time.Second || rf.dur <= 0 {
+		return fmt.Errorf("-dur must be in (0, 30s]")
+	}
+	if err := pinSelf(rf.genCPU); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+
+	tmp, err := os.MkdirTemp("", "trackerbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	loadStart := loadAvg()
+	started := time.Now().UTC()
+
+	var trackers []*tracker
+	defer func() {
+		for _, t := range trackers {
+			t.stop()
+		}
+	}()
+	var fixture *loadgen.Fixture
+	for _, name := range strings.Split(rf.targets, ",") {
+		switch name {
+		case "seedbank":
+			t, f, err := startSeedbank(ctx, &rf, tmp)
+			if err != nil {
+				return err
+			}
+			trackers = append(trackers, t)
+			fixture = f
+		case "opentracker":
+			if fixture == nil {
+				fixture = loadgen.NewFixture(rf.seed, rf.users, rf.torrents, rf.peers)
+			}
+			t, err := startOpentracker(ctx, &rf, tmp, fixture)
+			if err != nil {
+				return err
+			}
+			trackers = append(trackers, t)
+		default:
+			return fmt.Errorf("unknown target %q", name)
+		}
+	}
+	failed := false
+	note := func(t *tracker, what string, p phase) {
+		r := p.res
+		fmt.Fprintf(os.Stderr, "%-11s %-15s %-8s %8.0f ann/s  cpu %6.1f µs/ann  p50 %6.2f ms  p99 %6.2f ms  ok %d failed %d behind %d reconn %d  avg peers %.2f  gen %3.0f%%  load %s\n",
+			t.name, r.Mode, what, r.PerSec(), us(p.cpuPerAnnounce()), ms(r.Latency(0.5)), ms(r.Latency(0.99)),
+			r.OK, r.Failed, r.Behind, r.Reconnect, float64(r.PeersSum)/max(1, float64(r.OK)), 100*p.genBusy(), p.load)
+		if r.Failed > 0 {
+			failed = true
+			fmt.Fprintf(os.Stderr, "    failures: %s\n", r.ErrorSummary())
+		}
+	}
+	// Both trackers share a core: the one not measured is stopped
+	// (SIGSTOP), so its background work (seedbank's stats flush, raft)
+	// cannot steal the core from the other; it resumes for its own phases,
+	// which are then charged with it.
+	only := func(t *tracker) {
+		for _, o := range trackers {
+			if o != t {
+				o.pause()
+			}
+		}
+		t.resume()
+	}
+	prefill := map[string]phase{}
+	for _, t := range trackers {
+		only(t)
+		p, err := measure(ctx, t, loadgen.Run{Mode: loadgen.UDP, Workers: rf.prefillConc, Duration: 5 * time.Minute, Prefill: true, Seed: rf.seed}, rf.settle)
+		if err != nil {
+			return err
+		}
+		t.prefRSS, _ = rssBytes(t.pid())
+		note(t, "prefill", p)
+		prefill[t.name] = p
+	}
+	type key struct{ tracker, mode, what string }
+	phases := map[key]phase{}
+	modes := strings.Split(rf.modes, ",")
+	for _, m := range modes {
+		mode := loadgen.Mode(m)
+		for _, t := range trackers {
+			only(t)
+			if rf.profileDir != "" && t.stdin != nil {
+				if err := t.command("profile " + filepath.Join(rf.profileDir, "cpu-"+m+".prof")); err != nil {
+					return err
+				}
+			}
+			p, err := measure(ctx, t, loadgen.Run{Mode: mode, Workers: rf.conc, Duration: rf.dur, Seed: rf.seed + 1}, 0)
+			if err != nil {
+				return err
+			}
+			if rf.profileDir != "" && t.stdin != nil {
+				if err := t.command("stopprofile"); err != nil {
+					return err
+				}
+			}
+			note(t, "peak", p)
+			phases[key{t.name, m, "peak"}] = p
+		}
+		for _, t := range trackers {
+			only(t)
+			rate := phases[key{t.name, m, "peak"}].res.PerSec() / 2
+			p, err := measure(ctx, t, loadgen.Run{Mode: mode, Workers: rf.halfConc, Duration: rf.dur, Rate: rate, Seed: rf.seed + 2}, 0)
+			if err != nil {
+				return err
+			}
+			note(t, "half", p)
+			phases[key{t.name, m, "half"}] = p
+		}
+	}
+
+	// The report.
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "Run %s on %s: %d CPUs (%s), trackers on CPU %s, generator on CPU %s; load average %s at start, %s at end.\n",
+		started.Format("2006-01-02 15:04 UTC"), host, onlineCPUs(), cpuModel(), rf.trackerCPU, rf.genCPU, loadStart, loadAvg())
+	fmt.Fprintf(&b, "Fixture: %d torrents x %d peers (%d peers), %d users; peak phases %d concurrent requests for %v, half-peak phases paced at half the peak rate for %v.\n\n",
+		rf.torrents, rf.peers, rf.torrents*rf.peers, rf.users, rf.conc, rf.dur, rf.dur)
+	b.WriteString("| transport | tracker | peak ann/s | CPU µs/ann at peak | CPU ratio seedbank/opentracker | p50 / p99 at half peak (ms) | CPU µs/ann at half peak | failed | generator CPU at peak |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, m := range modes {
+		var sb, ot time.Duration
+		for _, t := range trackers {
+			pk := phases[key{t.name, m, "peak"}]
+			if t.name == "seedbank" {
+				sb = pk.cpuPerAnnounce()
+			} else {
+				ot = pk.cpuPerAnnounce()
+			}
+		}
+		for _, t := range trackers {
+			pk, hf := phases[key{t.name, m, "peak"}], phases[key{t.name, m, "half"}]
+			ratio := ""
+			if t.name == "seedbank" && ot > 0 {
+				ratio = fmt.Sprintf("**%.2f**", float64(sb)/float64(ot))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %.1f | %s | %.2f / %.2f | %.1f | %d | %.0f%% |\n",
+				m, t.name, pk.res.PerSec(), us(pk.cpuPerAnnounce()), ratio,
+				ms(hf.res.Latency(0.5)), ms(hf.res.Latency(0.99)), us(hf.cpuPerAnnounce()),
+				pk.res.Failed+hf.res.Failed, 100*pk.genBusy())
+		}
+	}
+	b.WriteString("\n")
+	for _, t := range trackers {
+		p := prefill[t.name]
+		fmt.Fprintf(&b, "- %s prefill (UDP, event=started for every peer, CPU including %v idle after it and the stats flush): %.0f ann/s, %.1f µs CPU/ann, %d failed; RSS after prefill %.0f MiB.\n",
+			t.name, rf.settle, p.res.PerSec(), us(p.cpuPerAnnounce()), p.res.Failed, float64(t.prefRSS)/(1<<20))
+	}
+	for _, m := range modes {
+		for _, t := range trackers {
+			for _, what := range []string{"peak", "half"} {
+				p := phases[key{t.name, m, what}]
+				if p.res.Failed > 0 || p.res.Behind > 0 {
+					fmt.Fprintf(&b, "- %s %s %s: %d failed (%s), %d paced announces dropped.\n", t.name, m, what, p.res.Failed, p.res.ErrorSummary(), p.res.Behind)
+				}
+				if p.res.Reconnect > 0 && what == "peak" {
+					fmt.Fprintf(&b, "- %s %s: the server closed %d kept-alive connections (client reconnected).\n", t.name, m, p.res.Reconnect)
+				}
+			}
+		}
+	}
+	fmt.Print(b.String())
+	if rf.out != "" {
+		if err := os.WriteFile(rf.out, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+	}
+	if failed {
+		return errors.New("some announces failed validation (see above)")
+	}
+	return nil
+}
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// measure runs r against t and samples the tracker's and the generator's
+// CPU time around it, an idle settle period after it, and (for seedbank) a
+// stats flush, so the work the phase left behind is charged to it.
+func measure(ctx context.Context, t *tracker, r loadgen.Run, settle time.Duration) (phase, error) {
+	if t.resumed {
+		// Just continued after SIGSTOP: let overdue timers (Go runtime,
+		// raft, stats loops) run before the phase, not inside it.
+		time.Sleep(resumeWarmup)
+		t.resumed = false
+	}
+	load := loadAvg()
+	c0, err := cpuTime(t.pid())
+	if err != nil {
+		return phase{}, err
+	}
+	g0, _ := cpuTime(os.Getpid())
+	res, err := t.swarms.Do(ctx, r)
+	if err != nil {
+		return phase{}, fmt.Errorf("%s %s: %w", t.name, r.Mode, err)
+	}
+	time.Sleep(settle)
+	if t.stdin != nil {
+		// seedbank flushes stats every 10s; flush now so the accounting of
+		// this phase's announces is charged to it, not to the next phase.
+		if err := t.command("flush"); err != nil {
+			return phase{}, err
+		}
+	}
+	c1, err := cpuTime(t.pid())
+	if err != nil {
+		return phase{}, fmt.Errorf("%s exited during the run: %w", t.name, err)
+	}
+	g1, _ := cpuTime(os.Getpid())
+	return phase{res: res, cpu: c1 - c0, gen: g1 - g0, load: load}, nil
+}
+
+// pinSelf re-executes this process under taskset -c cpu, once.
+func pinSelf(cpu string) error {
+	if cpu == "" || os.Getenv("TRACKERBENCH_PINNED") != "" || allowedCPUs() == cpu {
+		return nil
+	}
+	taskset, err := exec.LookPath("taskset")
+	if err != nil {
+		return fmt.Errorf("taskset not found (install util-linux, or pass -gen-cpu ''): %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), "TRACKERBENCH_PINNED=1")
+	return syscall.Exec(taskset, append([]string{"taskset", "-c", cpu, self}, os.Args[1:]...), env)
+}
+
+// pinned prefixes argv with taskset -c cpu.
+func pinned(cpu string, argv ...string) *exec.Cmd {
+	if cpu == "" {
+		return exec.Command(argv[0], argv[1:]...)
+	}
+	return exec.Command("taskset", append([]string{"-c", cpu}, argv...)...)
+}
+
+func startSeedbank(ctx context.Context, rf *runFlags, tmp string) (*tracker, *loadgen.Fixture, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	fixturePath := filepath.Join(tmp, "fixture.txt")
+	cmd := pinned(rf.trackerCPU, self, "serve", "-seed", strconv.FormatUint(rf.seed, 10),
+		"-users", strconv.Itoa(rf.users), "-torrents", strconv.Itoa(rf.torrents), "-peers", strconv.Itoa(rf.peers),
+		"-http", addr, "-udp", addr, "-fixture", fixturePath)
+	cmd.Stderr = os.Stderr
+	cmd.Env = append(os.Environ(), "TRACKERBENCH_PINNED=")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintf(os.Stderr, "starting seedbank: %s\n", strings.Join(cmd.Args, " "))
+	if err := cmd.Start(); err != nil {
+		return nil, nil, err
+	}
+	t := &tracker{name: "seedbank", cmd: cmd, stdin: stdin, stdout: bufio.NewScanner(stdout)}
+	ready := make(chan error, 1)
+	go func() {
+		if !t.stdout.Scan() || t.stdout.Text() != "READY" {
+			ready <- fmt.Errorf("seedbank serve did not print READY (%q)", t.stdout.Text())
+			return
+		}
+		ready <- nil
+	}()
+	select {
+	case err = <-ready:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		t.stop()
+		return nil, nil, err
+	}
+	f, err := loadgen.ReadFixture(fixturePath)
+	if err != nil {
+		t.stop()
+		return nil, nil, err
+	}
+	t.swarms = loadgen.NewSwarms(f, loadgen.Target{Name: "seedbank", HTTPAddr: addr, UDPAddr: addr, Passkeys: true})
+	return t, f, nil
+}
+
+// command sends one line to seedbank serve and waits for its "OK".
+func (t *tracker) command(line string) error {
+	if _, err := io.WriteString(t.stdin, line+"\n"); err != nil {
+		return err
+	}
+	if !t.stdout.Scan() || !strings.HasPrefix(t.stdout.Text(), "OK ") {
+		return fmt.Errorf("seedbank serve: no answer to %q", line)
+	}
+	return nil
+}
+
+func startOpentracker(ctx context.Context, rf *runFlags, tmp string, f *loadgen.Fixture) (*tracker, error) {
+	dir := filepath.Join(tmp, "opentracker")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	os.Chmod(tmp, 0o755) // opentracker runs as nobody
+	whitelist := filepath.Join(dir, "whitelist.txt")
+	if err := f.WriteWhitelist(whitelist); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	argv := []string{rf.opentracker, "-i", "127.0.0.1", "-p", strconv.Itoa(port), "-P", strconv.Itoa(port), "-d", dir, "-w", whitelist}
+	if os.Geteuid() == 0 {
+		// opentracker refuses to run as root.
+		argv = append([]string{"setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"}, argv...)
+	}
+	cmd := pinned(rf.trackerCPU, argv...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	fmt.Fprintf(os.Stderr, "starting opentracker: %s\n", strings.Join(cmd.Args, " "))
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	t := &tracker{name: "opentracker", cmd: cmd,
+		swarms: loadgen.NewSwarms(f, loadgen.Target{Name: "opentracker", HTTPAddr: addr, UDPAddr: addr, SelfInPeers: true})}
+	// Ready once it answers an announce of a whitelisted hash (the
+	// whitelist loads in the background).
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := loadgen.Probe(addr, &f.Hashes[len(f.Hashes)-1])
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.stop()
+			return nil, fmt.Errorf("opentracker not ready: %w", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return t, nil
+}
+
+// pause stops the tracker process (SIGSTOP); resume continues it.
+func (t *tracker) pause() {
+	if t.cmd != nil && t.cmd.Process != nil && !t.paused {
+		t.cmd.Process.Signal(syscall.SIGSTOP)
+		t.paused = true
+	}
+}
+
+func (t *tracker) resume() {
+	if t.cmd != nil && t.cmd.Process != nil && t.paused {
+		t.cmd.Process.Signal(syscall.SIGCONT)
+		t.paused, t.resumed = false, true
+	}
+}
+
+// resumeWarmup is the pause between continuing a stopped tracker and
+// measuring it.
+const resumeWarmup = 2 * time.Second
+
+// stop ends the tracker process this run started.
+func (t *tracker) stop() {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return
+	}
+	t.resume()
+	if t.stdin != nil {
+		io.WriteString(t.stdin, "quit\n")
+		t.stdin.Close()
+	} else {
+		t.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	done := make(chan struct{})
+	go func() { t.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.cmd.Process.Kill()
+		<-done
+	}
+	t.cmd = nil
+}
