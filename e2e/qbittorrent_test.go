@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -17,10 +18,11 @@ import (
 // qbit is a qbittorrent-nox instance with its own profile, driven through
 // its WebUI API (localhost needs no login with LocalHostAuth off).
 type qbit struct {
-	t    *testing.T
-	api  string
-	save string
-	proc *proc
+	t       *testing.T
+	api     string
+	save    string
+	profile string
+	proc    *proc
 }
 
 // startQbit writes a profile with what CLIENTS.md says libtorrent needs on
@@ -63,7 +65,7 @@ General\Locale=en
 	if err := os.WriteFile(filepath.Join(dir, "qBittorrent.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	q := &qbit{t: t, api: fmt.Sprintf("http://127.0.0.1:%d/api/v2", webPort), save: save}
+	q := &qbit{t: t, api: fmt.Sprintf("http://127.0.0.1:%d/api/v2", webPort), save: save, profile: profile}
 	q.proc = start(t, "qbittorrent-nox", "--profile="+profile, fmt.Sprintf("--webui-port=%d", webPort))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -119,9 +121,37 @@ func (q *qbit) torrents() []qbitTorrent {
 	return out
 }
 
+// diagnose describes qBittorrent's torrents and their trackers, for a failure message.
+func (q *qbit) diagnose() string {
+	var b strings.Builder
+	if log, err := os.ReadFile(filepath.Join(q.profile, "qBittorrent", "data", "logs", "qbittorrent.log")); err == nil {
+		fmt.Fprintf(&b, "log:\n%s\n", log)
+	}
+	for _, tr := range q.torrents() {
+		fmt.Fprintf(&b, "torrent %s progress %.2f state %s; trackers: ", tr.Hash, tr.Progress, tr.State)
+		if resp, err := http.Get(q.api + "/torrents/trackers?hash=" + tr.Hash); err == nil {
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			b.Write(raw)
+		}
+		if resp, err := http.Get(q.api + "/sync/torrentPeers?hash=" + tr.Hash); err == nil {
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			b.WriteString("; peers: ")
+			b.Write(raw)
+		}
+	}
+	return b.String()
+}
+
 // waitComplete waits until every torrent is fully downloaded.
 func (q *qbit) waitComplete(ctx context.Context) {
 	q.t.Helper()
+	defer func() {
+		if q.t.Failed() {
+			q.t.Logf("qbittorrent: %s", q.diagnose())
+		}
+	}()
 	waitFor(q.t, ctx, "qbittorrent to complete", func() bool {
 		ts := q.torrents()
 		if len(ts) == 0 {
