@@ -192,6 +192,7 @@ func (n *Node) startServices(clusterKey []byte) error {
 		SessionKey:        deriveKey(clusterKey, "seedbank session key v1"),
 		TLS:               cfg.TLS,
 		TrustProxyHeaders: len(proxies) > 0,
+		TrustedProxies:    proxies,
 		SMTP: web.SMTPConfig{
 			Host: cfg.SMTPHost, Port: int(cfg.SMTPPort), From: cfg.SMTPFrom,
 			Username: cfg.SMTPUser, Password: cfg.SMTPPassword,

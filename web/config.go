@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -40,6 +41,11 @@ type Config struct {
 	// memory).
 	LoginPerIP      RateLimit
 	LoginPerAccount RateLimit
+	// TrustedProxies are the proxies whose X-Forwarded-For is believed: the
+	// header counts only on requests whose connection comes from one of
+	// them, so a client reaching the node directly cannot fake its address
+	// (and slip past the login rate limits).
+	TrustedProxies []netip.Prefix
 	// TrustProxyHeaders makes the client address come from X-Forwarded-For
 	// (set it only behind a proxy that overwrites that header).
 	TrustProxyHeaders bool

@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -326,17 +327,37 @@ func (s *Server) require(right Right, h http.HandlerFunc) http.Handler {
 
 // clientIP is the address login limits count against.
 func (s *Server) clientIP(r *http.Request) string {
-	if s.cfg.TrustProxyHeaders {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if s.cfg.TrustProxyHeaders && s.fromTrustedProxy(host) {
 		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 			parts := strings.Split(xff, ",")
 			return strings.TrimSpace(parts[len(parts)-1])
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
 	return host
+}
+
+// fromTrustedProxy reports whether the connection's address is a trusted
+// proxy; with no list configured every sender counts (TrustProxyHeaders
+// alone, for a node reachable only through its proxy).
+func (s *Server) fromTrustedProxy(host string) bool {
+	if len(s.cfg.TrustedProxies) == 0 {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // storeFailed renders a failed write: no leader is a 503 the user can retry.
