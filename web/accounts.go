@@ -286,22 +286,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusTooManyRequests, "login", p)
 		return
 	}
-	var u model.User
-	var err error
-	if strings.Contains(name, "@") {
-		u, err = s.store.UserByEmail(name)
-	} else {
-		u, err = s.store.UserByName(name)
-	}
-	hash := u.PasswordHash
-	if err != nil {
-		hash = s.dummyHash
-	}
-	match, verr := auth.VerifyPassword(pw, hash)
-	if verr != nil && err == nil {
-		s.log.Error("stored password hash is malformed", "uid", u.ID, "err", verr)
-	}
-	if err != nil || !match {
+	u, ok := s.checkPassword(name, pw)
+	if !ok {
 		f.Error = "Incorrect username or password."
 		s.render(w, http.StatusUnauthorized, "login", p)
 		return
@@ -526,4 +512,26 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
 	}
 	s.startSession(w, u)
 	redirectOK(w, r, "/me", "password-changed")
+}
+
+// checkPassword looks the account up by username or email and verifies the
+// password in constant time; an unknown account is checked against a dummy
+// hash, so the answer takes as long either way.
+func (s *Server) checkPassword(name, pw string) (model.User, bool) {
+	var u model.User
+	var err error
+	if strings.Contains(name, "@") {
+		u, err = s.store.UserByEmail(name)
+	} else {
+		u, err = s.store.UserByName(name)
+	}
+	hash := u.PasswordHash
+	if err != nil {
+		hash = s.dummyHash
+	}
+	match, verr := auth.VerifyPassword(pw, hash)
+	if verr != nil && err == nil {
+		s.log.Error("stored password hash is malformed", "uid", u.ID, "err", verr)
+	}
+	return u, err == nil && match
 }

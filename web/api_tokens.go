@@ -81,13 +81,8 @@ func (s *Server) apiTokenCreate(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusTooManyRequests, apiError{"too many attempts; wait and try again"})
 		return
 	}
-	u, err := s.store.UserByName(req.Username)
-	hash := u.PasswordHash
-	if err != nil {
-		hash = s.dummyHash
-	}
-	match, _ := auth.VerifyPassword(req.Password, hash)
-	if err != nil || !match {
+	u, ok := s.checkPassword(req.Username, req.Password)
+	if !ok {
 		writeJSON(w, http.StatusUnauthorized, apiError{"incorrect username or password"})
 		return
 	}
