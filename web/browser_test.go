@@ -47,6 +47,59 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
+// chrome is a headless Chromium session on the test site with the small
+// helpers the browser tests share.
+type chrome struct {
+	t           *testing.T
+	ctx         context.Context
+	base, shots string
+}
+
+func newChrome(t *testing.T, chromium, base, shots string) *chrome {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.WindowSize(1100, 900))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelT(); cancel(); cancelA() })
+	return &chrome{t: t, ctx: ctx, base: base, shots: shots}
+}
+
+func (c *chrome) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	c.t.Helper()
+	if err := chromedp.Do(c.ctx, steps...); err != nil {
+		c.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+func (c *chrome) text(sel string) string {
+	c.t.Helper()
+	s, err := chromedp.Run(c.ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		c.t.Fatalf("text of %s: %v", sel, err)
+	}
+	return s
+}
+
+// location returns the current path, without the site's base URL.
+func (c *chrome) location() string {
+	c.t.Helper()
+	l, err := chromedp.Run(c.ctx, chromedp.Location())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return strings.TrimPrefix(l, c.base)
+}
+
+func (c *chrome) shot(name string) {
+	c.t.Helper()
+	png, err := chromedp.Run(c.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		c.t.Fatalf("screenshot %s: %v", name, err)
+	}
+	must(c.t, os.WriteFile(filepath.Join(c.shots, name+".png"), png, 0o644))
+}
+
 var mailLinkRe = regexp.MustCompile(`http://\S+/confirm\?token=\S+`)
 
 // TestBrowserAccountFlow drives Chromium through the site: register, confirm
@@ -62,45 +115,9 @@ func TestBrowserAccountFlow(t *testing.T) {
 	})
 	e.srv.mail = newMailer(e.srv.cfg.SMTP, e.srv.log) // the real SMTP client, not the test's memory mailer
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.WindowSize(1100, 900))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelT()
-
-	base := e.ts.URL
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	location := func() string {
-		t.Helper()
-		l, err := chromedp.Run(ctx, chromedp.Location())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.TrimPrefix(l, base)
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		must(t, os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644))
-	}
+	c := newChrome(t, chromium, e.ts.URL, shots)
+	ctx, base := c.ctx, c.base
+	do, text, location, shot := c.do, c.text, c.location, c.shot
 	submit := func(what, form string) {
 		t.Helper()
 		res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(`main form[action="`+form+`"] button[type=submit]`)))
