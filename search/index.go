@@ -13,7 +13,10 @@
 //
 // Filters, facet counts, sorting and paging run over an in-memory listing
 // table (a few hundred bytes per dataset); bluge matches text and keeps the
-// table's source on disk. Sorting by seeders and snatches uses counters the
+// table's source on disk. Searches share one bluge snapshot (a view) per
+// index generation, with a cache from document numbers to table rows that
+// the worker fills after each write, so a text query reads no stored field
+// or doc value per match (view.go). Sorting by seeders and snatches uses counters the
 // index polls (Options.Counters) every Options.CountersEvery, in memory only.
 //
 // The node opens the index before the store, so no applied change is missed
@@ -98,11 +101,19 @@ type Index struct {
 	tabMu sync.RWMutex
 	known map[model.InfoHash]*known
 	tab   *table
+	// gen counts the writes to bluge; it moves (under tabMu, after the
+	// table) when a batch is in, so a search that sees it also gets a
+	// bluge snapshot holding the batch.
+	gen atomic.Uint64
+
+	viewMu sync.Mutex
+	view   *view // the snapshot searches share (view.go)
 }
 
 type known struct {
 	rev string
 	hit Hit
+	row int // position in tab.rows while it is the current entry of hit.ID (under tabMu)
 }
 
 // Open opens (or creates) the index in dir over src and starts its worker.
@@ -278,6 +289,7 @@ func (ix *Index) Close() error {
 	} else {
 		<-ix.done
 	}
+	ix.dropView()
 	return ix.w.Close()
 }
 
@@ -285,12 +297,17 @@ func (ix *Index) run() {
 	defer close(ix.done)
 	tick := time.NewTicker(ix.opt.CountersEvery)
 	defer tick.Stop()
+	viewTick := time.NewTicker(viewMaxAge)
+	defer viewTick.Stop()
 	for {
 		select {
 		case <-ix.quit:
 			return
 		case <-ix.wake:
 			ix.process()
+			ix.refreshView()
+		case <-viewTick.C:
+			ix.refreshView()
 		case <-tick.C:
 			if ix.opt.Counters != nil {
 				ix.refreshCounters()
@@ -514,6 +531,7 @@ func (b *batcher) flush() error {
 		b.ix.tab.set(k)
 	}
 	b.ix.docs.Store(int64(len(b.ix.known)))
+	b.ix.gen.Add(1)
 	b.ix.tabMu.Unlock()
 	b.b.Reset()
 	b.n = 0

@@ -3,7 +3,6 @@ package search
 import (
 	"bytes"
 	"cmp"
-	"container/heap"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/blugelabs/bluge"
-	bsearch "github.com/blugelabs/bluge/search"
 
 	"github.com/seedbank/seedbank/model"
 )
@@ -134,15 +132,15 @@ func (ix *Index) Search(ctx context.Context, q Query) (Result, error) {
 			sort = SortRelevance
 		}
 	}
-	less, ok := sorts[sort]
+	mode, ok := sortModes[sort]
 	if !ok {
 		return Result{}, fmt.Errorf("%w: unknown sort %q", ErrBadQuery, q.Sort)
 	}
 
-	var scores map[model.InfoHash]float64
+	var matches []textMatch
 	if text != "" {
 		var err error
-		if scores, err = ix.matchText(ctx, text); err != nil {
+		if matches, err = ix.matchText(ctx, text, mode == byScore); err != nil {
 			return Result{}, err
 		}
 	}
@@ -155,7 +153,7 @@ func (ix *Index) Search(ctx context.Context, q Query) (Result, error) {
 	if q.Facets {
 		counts = newFacetCounts(tab)
 	}
-	top := newTopK(offset+limit, less)
+	top := topK{k: offset + limit, mode: mode}
 	var total uint64
 	visit := func(r *row, score float64) {
 		if !f.match(r) {
@@ -165,18 +163,22 @@ func (ix *Index) Search(ctx context.Context, q Query) (Result, error) {
 		if counts != nil {
 			counts.add(r)
 		}
-		top.push(scored{r: r, score: score})
+		top.push(r, score)
 	}
 	if possible {
-		if scores == nil {
+		if text == "" {
 			for i := range tab.rows {
 				visit(&tab.rows[i], 0)
 			}
 		} else {
-			for id, sc := range scores {
-				if i, ok := tab.pos[id]; ok {
-					visit(&tab.rows[i], sc)
+			for _, m := range matches {
+				var r *row
+				if m.row < len(tab.rows) && tab.rows[m.row].k == m.k {
+					r = &tab.rows[m.row] // the row cached with the match has not moved
+				} else if r = tab.rowOf(m.k); r == nil {
+					continue
 				}
+				visit(r, m.score)
 			}
 		}
 	}
@@ -198,56 +200,11 @@ func (ix *Index) Search(ctx context.Context, q Query) (Result, error) {
 	return res, nil
 }
 
-// matchText returns the datasets matching every word of text, with scores.
-func (ix *Index) matchText(ctx context.Context, text string) (map[model.InfoHash]float64, error) {
-	bq := bluge.NewBooleanQuery()
-	bq.AddMust(bluge.NewMatchQuery(text).SetField(fAll).SetOperator(bluge.MatchQueryOperatorAnd))
-	bq.AddShould(bluge.NewMatchQuery(text).SetField(fTitle).SetBoost(3))
-	bq.AddShould(bluge.NewMatchQuery(text).SetField(fAccessions).SetBoost(3))
-	r, err := ix.w.Reader()
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	defer r.Close()
-	// Every match, unsorted; the ids aggregation makes the collector load
-	// the _id doc value of each, and nothing else.
-	req := bluge.NewAllMatches(bq)
-	req.AddAggregation("ids", idsAggregation{})
-	dmi, err := r.Search(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("search: %w", err)
-	}
-	out := map[model.InfoHash]float64{}
-	for m, err := dmi.Next(); m != nil || err != nil; m, err = dmi.Next() {
-		if err != nil {
-			return nil, fmt.Errorf("search: %w", err)
-		}
-		var id model.InfoHash
-		if v := m.DocValues("_id"); len(v) > 0 && id.UnmarshalText(v[0]) == nil {
-			out[id] = m.Score
-		}
-	}
-	return out, nil
-}
-
-// idsAggregation asks for the _id doc value of every match; its
-// calculator does nothing (the ids are read from the matches).
-type idsAggregation struct{}
-
-func (idsAggregation) Fields() []string               { return []string{"_id"} }
-func (idsAggregation) Calculator() bsearch.Calculator { return nopCalculator{} }
-
-type nopCalculator struct{}
-
-func (nopCalculator) Consume(*bsearch.DocumentMatch) {}
-func (nopCalculator) Finish()                        {}
-func (nopCalculator) Merge(bsearch.Calculator)       {}
-
 // filter is a query's filters as interned ids (0: no filter).
 type filter struct {
 	category, license, organism, year uint32
 	format                            uint64
-	size                              SizeBucket
+	size                              int // 1 + index in SizeBuckets; 0: no filter
 }
 
 // compile turns filter values into ids; possible is false when a value
@@ -276,7 +233,13 @@ func (t *table) compile(filters map[string]string, size SizeBucket) (f filter, p
 			f.format = 1 << (id - 1)
 		}
 	}
-	f.size = size
+	if size.Key != "" {
+		for i, b := range SizeBuckets {
+			if b.Key == size.Key {
+				f.size = i + 1
+			}
+		}
+	}
 	return f, possible
 }
 
@@ -286,10 +249,7 @@ func (f *filter) match(r *row) bool {
 		f.format != 0 && r.formats&f.format == 0 {
 		return false
 	}
-	if f.size.Key != "" && (float64(r.size) < f.size.Min || float64(r.size) >= f.size.Max) {
-		return false
-	}
-	return true
+	return f.size == 0 || int(r.sizeBucket) == f.size-1
 }
 
 // facetCounts counts facet values (by interned id) over matches.
@@ -314,12 +274,7 @@ func (c *facetCounts) add(r *row) {
 	for f := r.formats; f != 0; f &= f - 1 {
 		c.format[bits.TrailingZeros64(f)+1]++
 	}
-	for i, b := range SizeBuckets {
-		if float64(r.size) >= b.Min && float64(r.size) < b.Max {
-			c.size[i]++
-			break
-		}
-	}
+	c.size[r.sizeBucket]++
 }
 
 // maxFacetValues bounds the values listed per facet (the most frequent).
@@ -363,77 +318,118 @@ func (c *facetCounts) result(t *table) map[string][]FacetValue {
 	return out
 }
 
+// sortMode is what a sort orders by, first.
+type sortMode uint8
+
+const (
+	byScore sortMode = iota
+	byCreated
+	bySize
+	bySeeders
+	bySnatches
+)
+
+var sortModes = map[string]sortMode{
+	SortRelevance: byScore, SortNewest: byCreated, SortSize: bySize,
+	SortSeeders: bySeeders, SortSnatches: bySnatches,
+}
+
+// scored is a candidate hit with its primary sort key.
 type scored struct {
 	r     *row
+	key   float64
 	score float64
 }
 
-// sorts order hits: less(a, b) reports whether a comes before b. Ties go
+// before reports whether a comes before b: the larger key first; ties go
 // to the newer dataset, then the smaller id, so pages are stable.
-var sorts = map[string]func(a, b *scored) bool{
-	SortRelevance: byKey(func(s *scored) float64 { return s.score }),
-	SortNewest:    byKey(func(s *scored) float64 { return float64(s.r.created) }),
-	SortSize:      byKey(func(s *scored) float64 { return float64(s.r.size) }),
-	SortSeeders:   byKey(func(s *scored) float64 { return float64(s.r.seeders) }),
-	SortSnatches:  byKey(func(s *scored) float64 { return float64(s.r.snatches) }),
-}
-
-func byKey(key func(*scored) float64) func(a, b *scored) bool {
-	return func(a, b *scored) bool {
-		if ka, kb := key(a), key(b); ka != kb {
-			return ka > kb
-		}
-		if a.r.created != b.r.created {
-			return a.r.created > b.r.created
-		}
-		return bytes.Compare(a.r.id[:], b.r.id[:]) < 0
+func (a *scored) before(b *scored) bool {
+	if a.key != b.key {
+		return a.key > b.key
 	}
+	if a.r.created != b.r.created {
+		return a.r.created > b.r.created
+	}
+	return bytes.Compare(a.r.id[:], b.r.id[:]) < 0
 }
 
-// topK keeps the k first items under less (a bounded heap: the root is the
-// worst kept item).
+// topK keeps the k first candidates in a bounded heap whose root is the
+// last one kept. push allocates only while the heap grows to k.
 type topK struct {
 	k     int
-	less  func(a, b *scored) bool
+	mode  sortMode
 	items []scored
 }
 
-func newTopK(k int, less func(a, b *scored) bool) *topK {
-	return &topK{k: k, less: less, items: make([]scored, 0, min(k, 1024))}
-}
-
-func (t *topK) Len() int           { return len(t.items) }
-func (t *topK) Less(i, j int) bool { return t.less(&t.items[j], &t.items[i]) }
-func (t *topK) Swap(i, j int)      { t.items[i], t.items[j] = t.items[j], t.items[i] }
-func (t *topK) Push(x any)         { t.items = append(t.items, x.(scored)) }
-func (t *topK) Pop() any {
-	x := t.items[len(t.items)-1]
-	t.items = t.items[:len(t.items)-1]
-	return x
-}
-
-func (t *topK) push(s scored) {
+func (t *topK) push(r *row, score float64) {
 	if t.k <= 0 {
 		return
 	}
+	s := scored{r: r, score: score}
+	switch t.mode {
+	case byScore:
+		s.key = score
+	case byCreated:
+		s.key = float64(r.created)
+	case bySize:
+		s.key = float64(r.size)
+	case bySeeders:
+		s.key = float64(r.seeders)
+	case bySnatches:
+		s.key = float64(r.snatches)
+	}
 	if len(t.items) < t.k {
-		heap.Push(t, s)
+		t.items = append(t.items, s)
+		t.up(len(t.items) - 1)
 		return
 	}
-	if t.less(&s, &t.items[0]) {
+	if s.before(&t.items[0]) {
 		t.items[0] = s
-		heap.Fix(t, 0)
+		t.down(0)
 	}
 }
 
-// sorted returns the kept items, first first.
+// worse reports whether item i comes after item j (the heap order).
+func (t *topK) worse(i, j int) bool { return t.items[j].before(&t.items[i]) }
+
+func (t *topK) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !t.worse(i, p) {
+			return
+		}
+		t.items[i], t.items[p] = t.items[p], t.items[i]
+		i = p
+	}
+}
+
+func (t *topK) down(i int) {
+	n := len(t.items)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		w := l
+		if r := l + 1; r < n && t.worse(r, l) {
+			w = r
+		}
+		if !t.worse(w, i) {
+			return
+		}
+		t.items[i], t.items[w] = t.items[w], t.items[i]
+		i = w
+	}
+}
+
+// sorted returns the kept candidates, first first.
 func (t *topK) sorted() []scored {
 	out := slices.Clone(t.items)
 	slices.SortFunc(out, func(a, b scored) int {
-		if t.less(&a, &b) {
+		if a.before(&b) {
 			return -1
 		}
-		if t.less(&b, &a) {
+		if b.before(&a) {
 			return 1
 		}
 		return 0

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -396,6 +397,18 @@ func BenchmarkSearch(b *testing.B) {
 	took := time.Since(start)
 	b.Logf("indexed %d datasets in %v: %.0f datasets/s", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
 	ctx := context.Background()
+	// The worker warms a view after indexing; time one warm-up (what each
+	// write costs the worker on top of indexing).
+	v, err := ix.acquire()
+	if err != nil {
+		b.Fatal(err)
+	}
+	t0 := time.Now()
+	if err := ix.warm(ctx, v); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("warmed the document cache of %d datasets in %v", n, time.Since(t0).Round(time.Millisecond))
+	v.release()
 	queries := map[string]func(i int) Query{
 		"text": func(i int) Query { return Query{Text: words[i%len(words)] + " " + words[(i/3)%len(words)], Limit: 50} },
 		"filtered": func(i int) Query {
@@ -446,4 +459,297 @@ func TestSetSourceLater(t *testing.T) {
 	unstarted, err := Open("", nil, Options{Logger: quiet})
 	must(t, err)
 	must(t, unstarted.Close())
+}
+
+// bruteMatch reports whether generated dataset md matches every word of
+// text (the generated words are the only shared vocabulary) and filters.
+func bruteMatch(md map[string]string, size int64, words []string, filters map[string]string) bool {
+	m := biometa.FromMap(md)
+	have := strings.Fields(strings.ToLower(m.Title + " " + m.Description + " " + strings.Join(m.Tags, " ")))
+	for _, w := range words {
+		if !slices.Contains(have, w) && !slices.Contains(have, w+".") {
+			return false
+		}
+	}
+	for name, v := range filters {
+		switch name {
+		case FacetCategory:
+			if m.Category != v {
+				return false
+			}
+		case FacetOrganism:
+			if m.Organism != v {
+				return false
+			}
+		case FacetLicense:
+			if m.License != v {
+				return false
+			}
+		case FacetFormat:
+			if !slices.Contains(m.Formats, v) {
+				return false
+			}
+		case FacetYear:
+			if strconv.Itoa(m.Year) != v {
+				return false
+			}
+		case FacetSize:
+			b, _ := sizeBucket(v)
+			if float64(size) < b.Min || float64(size) >= b.Max {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// bruteFacets counts every facet value over the datasets of src matching
+// text and filters.
+func bruteFacets(src *memSource, text string, filters map[string]string) (uint64, map[string]map[string]uint64) {
+	words := strings.Fields(text)
+	counts := map[string]map[string]uint64{}
+	add := func(facet, v string) {
+		if v == "" {
+			return
+		}
+		if counts[facet] == nil {
+			counts[facet] = map[string]uint64{}
+		}
+		counts[facet][v]++
+	}
+	var total uint64
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	for _, t := range src.m {
+		if !bruteMatch(t.Metadata, t.TotalSize, words, filters) {
+			continue
+		}
+		total++
+		m := biometa.FromMap(t.Metadata)
+		add(FacetCategory, m.Category)
+		add(FacetOrganism, m.Organism)
+		add(FacetLicense, m.License)
+		for _, f := range m.Formats {
+			add(FacetFormat, f)
+		}
+		if m.Year != 0 {
+			add(FacetYear, strconv.Itoa(m.Year))
+		}
+		for _, b := range SizeBuckets {
+			if float64(t.TotalSize) >= b.Min && float64(t.TotalSize) < b.Max {
+				add(FacetSize, b.Key)
+			}
+		}
+	}
+	return total, counts
+}
+
+// TestFacetsMatchBruteForce compares totals and every facet count of text
+// queries, combined filters and both together with a count over the
+// generated catalog, before and after edits and deletes (which move rows
+// of the listing table and make new bluge snapshots).
+func TestFacetsMatchBruteForce(t *testing.T) {
+	t.Parallel()
+	const n = 3000
+	ix, src := openFilled(t, n, t.TempDir())
+	ctx := context.Background()
+	texts := []string{"", "drought", "liver root", "immune neuron embryo"}
+	filterSets := []map[string]string{
+		nil,
+		{FacetCategory: "expression"},
+		{FacetCategory: "raw-reads", FacetOrganism: "Mus musculus"},
+		{FacetLicense: "CC0-1.0", FacetSize: "1g-10g"},
+		{FacetFormat: "FASTQ", FacetYear: "2015"},
+		{FacetOrganism: "Homo sapiens", FacetLicense: "CC-BY-4.0", FacetSize: "10g-100g", FacetCategory: "assembly"},
+	}
+	check := func(stage string) {
+		t.Helper()
+		nonEmpty := 0
+		defer func() {
+			if nonEmpty < 30 {
+				t.Fatalf("%s: only %d of the queries match anything; the test checks too little", stage, nonEmpty)
+			}
+		}()
+		for _, text := range texts {
+			for _, filters := range filterSets {
+				for _, sort := range []string{"", SortSeeders} {
+					res, err := ix.Search(ctx, Query{Text: text, Filters: filters, Facets: true, Sort: sort, Limit: 10})
+					if err != nil {
+						t.Fatal(err)
+					}
+					total, want := bruteFacets(src, text, filters)
+					if total > 0 {
+						nonEmpty++
+					}
+					if res.Total != total {
+						t.Fatalf("%s: %q %v: total %d, brute force %d", stage, text, filters, res.Total, total)
+					}
+					got := map[string]map[string]uint64{}
+					for facet, vals := range res.Facets {
+						got[facet] = map[string]uint64{}
+						for _, v := range vals {
+							got[facet][v.Value] = v.Count
+						}
+					}
+					if fmt.Sprint(got) != fmt.Sprint(want) {
+						t.Fatalf("%s: %q %v: facets\n got %v\nwant %v", stage, text, filters, got, want)
+					}
+					for _, h := range res.Hits {
+						tor, _ := src.Torrent(h.ID)
+						if !bruteMatch(tor.Metadata, tor.TotalSize, strings.Fields(text), filters) {
+							t.Fatalf("%s: %q %v: hit %s does not match", stage, text, filters, h.Name)
+						}
+					}
+				}
+			}
+		}
+	}
+	check("built")
+
+	// Delete every 7th dataset (rows move), retitle every 11th (documents
+	// replaced), add a few.
+	var changed []model.InfoHash
+	for i := 0; i < n; i += 7 {
+		h := genTorrent(i).ID
+		src.del(h)
+		changed = append(changed, h)
+	}
+	for i := 5; i < n; i += 11 {
+		tor := genTorrent(i)
+		if _, err := src.Torrent(tor.ID); err != nil {
+			continue
+		}
+		tor.Metadata["title"] = "drought liver root immune neuron embryo " + strconv.Itoa(i)
+		src.put(tor)
+		changed = append(changed, tor.ID)
+	}
+	for i := n; i < n+50; i++ {
+		tor := genTorrent(i)
+		src.put(tor)
+		changed = append(changed, tor.ID)
+	}
+	ix.Follow(500, "update_torrent", changed)
+	sync1(t, ix)
+	check("after edits")
+	ix.refreshView() // the worker's warmed view answers the same
+	check("warmed")
+}
+
+// TestPaginationStable: walking every page of a query, in every sort,
+// yields each matching dataset exactly once, in order.
+func TestPaginationStable(t *testing.T) {
+	t.Parallel()
+	ix, _ := openFilled(t, 2000, t.TempDir())
+	ctx := context.Background()
+	for _, q := range []Query{
+		{Text: "drought"},
+		{Text: "drought", Sort: SortSeeders},
+		{Sort: SortSnatches, Filters: map[string]string{FacetLicense: "CC0-1.0", FacetOrganism: "Zea mays"}},
+		{Sort: SortSize},
+		{Text: "liver", Sort: SortNewest, Filters: map[string]string{FacetSize: "100m-1g"}},
+	} {
+		q.Limit = 500
+		all, err := ix.Search(ctx, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if all.Total == 0 {
+			t.Fatalf("%+v: nothing matches", q)
+		}
+		var walked []Hit
+		q.Limit = 17
+		for q.Offset = 0; q.Offset < len(all.Hits); q.Offset += 17 {
+			page, err := ix.Search(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page.Total != all.Total {
+				t.Fatalf("%+v: total changed to %d", q, page.Total)
+			}
+			walked = append(walked, page.Hits...)
+		}
+		if all.Total > 500 && len(walked) > 500 {
+			walked = walked[:500] // one page holds at most 500
+		}
+		if len(walked) != len(all.Hits) {
+			t.Fatalf("%+v: walked %d hits, want %d", q, len(walked), len(all.Hits))
+		}
+		seen := map[model.InfoHash]bool{}
+		for i, h := range walked {
+			if seen[h.ID] {
+				t.Fatalf("%+v: %s twice", q, h.Name)
+			}
+			seen[h.ID] = true
+			if h.ID != all.Hits[i].ID {
+				t.Fatalf("%+v: position %d is %s on the pages, %s in one page", q, i, h.Name, all.Hits[i].Name)
+			}
+		}
+	}
+}
+
+// TestSearchWhileIndexing runs searches while the index takes writes and
+// refreshes its views (run it with -race): every answer is consistent
+// (hits match the text, totals never exceed the catalog) and the final
+// answer equals a brute-force count.
+func TestSearchWhileIndexing(t *testing.T) {
+	t.Parallel()
+	ix, src := openFilled(t, 1000, t.TempDir())
+	ctx := context.Background()
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				q := Query{Text: words[(g+i)%len(words)], Facets: i%2 == 0, Sort: []string{"", SortSeeders, SortNewest}[i%3]}
+				res, err := ix.Search(ctx, q)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if res.Total > 1100 {
+					errs <- fmt.Errorf("total %d", res.Total)
+					return
+				}
+			}
+		}()
+	}
+	for round := range 20 {
+		var changed []model.InfoHash
+		for i := round; i < 1000; i += 40 {
+			tor := genTorrent(i)
+			if round%2 == 1 {
+				src.del(tor.ID)
+			} else {
+				tor.Metadata["title"] = "drought " + strconv.Itoa(round)
+				src.put(tor)
+			}
+			changed = append(changed, tor.ID)
+		}
+		ix.Follow(uint64(1000+round), "update_torrent", changed)
+		if round%5 == 0 {
+			ix.refreshView()
+		}
+	}
+	sync1(t, ix)
+	close(stop)
+	wg.Wait()
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := ix.Search(ctx, Query{Text: "drought", Facets: true})
+	must(t, err)
+	if total, _ := bruteFacets(src, "drought", nil); res.Total != total {
+		t.Fatalf("total %d, brute force %d", res.Total, total)
+	}
 }

@@ -24,6 +24,7 @@ type row struct {
 	category, license uint32
 	organism, year    uint32
 	formats           uint64 // bit i-1 set for format id i (ids 1..64)
+	sizeBucket        uint8  // index in SizeBuckets
 	k                 *known
 }
 
@@ -73,11 +74,14 @@ func (t *table) set(k *known) {
 			r.formats |= 1 << (id - 1)
 		}
 	}
+	r.sizeBucket = uint8(sizeBucketOf(h.Size))
 	if i, ok := t.pos[h.ID]; ok {
 		t.rows[i] = r
+		k.row = i
 		return
 	}
 	t.pos[h.ID] = len(t.rows)
+	k.row = len(t.rows)
 	t.rows = append(t.rows, r)
 }
 
@@ -90,9 +94,32 @@ func (t *table) remove(h model.InfoHash) {
 	last := len(t.rows) - 1
 	t.rows[i] = t.rows[last]
 	t.pos[t.rows[i].id] = i
+	t.rows[i].k.row = i
 	t.rows[last] = row{}
 	t.rows = t.rows[:last]
 	delete(t.pos, h)
+}
+
+// rowOf returns the current row of k, or nil when k is no longer the
+// current entry of its dataset: then the row of the same dataset, if any.
+func (t *table) rowOf(k *known) *row {
+	if i := k.row; i < len(t.rows) && t.rows[i].k == k {
+		return &t.rows[i]
+	}
+	if i, ok := t.pos[k.hit.ID]; ok {
+		return &t.rows[i]
+	}
+	return nil
+}
+
+// sizeBucketOf returns the index in SizeBuckets of size.
+func sizeBucketOf(size int64) int {
+	for i, b := range SizeBuckets {
+		if float64(size) < b.Max {
+			return i
+		}
+	}
+	return len(SizeBuckets) - 1
 }
 
 // setCounters updates the counters of h.
