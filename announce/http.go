@@ -33,7 +33,8 @@ type httpHandler struct{ t *Tracker }
 
 // ServeHTTP answers GET .../<passkey>/announce and .../<passkey>/scrape with
 // a bencoded dictionary and status 200, failures included. Other paths get
-// 404 and other methods 405.
+// 404 and other methods 405. It serves the same answers as Tracker.ServeTCP,
+// through net/http.
 func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	passkey, action, ok := splitTrackerPath(r.URL.Path)
 	if !ok {
@@ -47,11 +48,11 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	t := h.t
 	st := t.getState()
-	if action == "announce" {
-		st.buf = t.httpAnnounce(st, r, passkey)
-	} else {
-		st.buf = t.httpScrape(st, r, passkey)
+	tr := trackerRequest{rawQuery: r.URL.RawQuery, xff: r.Header["X-Forwarded-For"], xRealIP: r.Header["X-Real-Ip"]}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		tr.remote = ap.Addr()
 	}
+	st.buf = t.trackerResponse(st, action, passkey, &tr)
 	hd := w.Header()
 	hd["Content-Type"] = hdrTextPlain
 	hd["Cache-Control"] = hdrNoStore
@@ -62,14 +63,39 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t.putState(st)
 }
 
+// trackerRequest is what the tracker reads from an HTTP request, whichever
+// server parsed it. Its strings may point into a reused buffer: they are
+// valid only while the request is answered.
+type trackerRequest struct {
+	rawQuery string
+	remote   netip.Addr // the connection's peer; invalid if unknown
+	xff      []string   // X-Forwarded-For values, in order
+	xRealIP  []string   // X-Real-IP values
+}
+
+// trackerResponse answers an announce or scrape (action) into st.buf and
+// returns it.
+func (t *Tracker) trackerResponse(st *announceState, action, passkey string, r *trackerRequest) []byte {
+	if action == actionAnnounce {
+		return t.httpAnnounce(st, r, passkey)
+	}
+	return t.httpScrape(st, r, passkey)
+}
+
+// Tracker path actions.
+const (
+	actionAnnounce = "announce"
+	actionScrape   = "scrape"
+)
+
 // splitTrackerPath splits ".../<passkey>/announce" (or scrape), wherever the
 // handler is mounted. passkey is "" when the path has none.
 func splitTrackerPath(p string) (passkey, action string, ok bool) {
 	switch {
 	case strings.HasSuffix(p, "/announce"):
-		action = "announce"
+		action = actionAnnounce
 	case strings.HasSuffix(p, "/scrape"):
-		action = "scrape"
+		action = actionScrape
 	default:
 		return "", "", false
 	}
@@ -80,10 +106,10 @@ func splitTrackerPath(p string) (passkey, action string, ok bool) {
 	return passkey, action, true
 }
 
-func (t *Tracker) httpAnnounce(st *announceState, r *http.Request, passkey string) []byte {
+func (t *Tracker) httpAnnounce(st *announceState, r *trackerRequest, passkey string) []byte {
 	buf := st.buf[:0]
 	q := &st.q
-	if err := parseAnnounceQuery(r.URL.RawQuery, q); err != nil {
+	if err := parseAnnounceQuery(r.rawQuery, q); err != nil {
 		return appendFailure(buf, err.Error())
 	}
 	addr, err := t.clientAddr(r)
@@ -193,12 +219,12 @@ func appendDictPeers(buf []byte, peers []Peer, noPeerID bool) []byte {
 	return append(buf, 'e')
 }
 
-func (t *Tracker) httpScrape(st *announceState, r *http.Request, passkey string) []byte {
+func (t *Tracker) httpScrape(st *announceState, r *trackerRequest, passkey string) []byte {
 	buf := st.buf[:0]
 	if _, err := t.authorize(passkey); err != nil {
 		return appendFailure(buf, err.Error())
 	}
-	hashes, err := parseScrapeQuery(r.URL.RawQuery, st.hashes[:0], t.cfg.MaxScrapeHashes)
+	hashes, err := parseScrapeQuery(r.rawQuery, st.hashes[:0], t.cfg.MaxScrapeHashes)
 	st.hashes = hashes
 	if err != nil {
 		return appendFailure(buf, err.Error())
@@ -226,16 +252,15 @@ func (t *Tracker) httpScrape(st *announceState, r *http.Request, passkey string)
 // clientAddr returns the announcing client's address: the connection's
 // peer, or, when that peer is a trusted proxy, the rightmost untrusted
 // address of X-Forwarded-For (else X-Real-IP).
-func (t *Tracker) clientAddr(r *http.Request) (netip.Addr, error) {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+func (t *Tracker) clientAddr(r *trackerRequest) (netip.Addr, error) {
+	if !r.remote.IsValid() {
 		return netip.Addr{}, errNoAddr
 	}
-	ip := ap.Addr().Unmap()
+	ip := r.remote.Unmap()
 	if !t.trustedProxy(ip) {
 		return ip, nil
 	}
-	if xff := r.Header["X-Forwarded-For"]; len(xff) > 0 {
+	if xff := r.xff; len(xff) > 0 {
 		var leftmost netip.Addr
 		for i := len(xff) - 1; i >= 0; i-- {
 			s := xff[i]
@@ -260,7 +285,7 @@ func (t *Tracker) clientAddr(r *http.Request) (netip.Addr, error) {
 			return leftmost, nil
 		}
 	}
-	if xr := r.Header["X-Real-Ip"]; len(xr) > 0 {
+	if xr := r.xRealIP; len(xr) > 0 {
 		if a, ok := parseForwardedAddr(strings.TrimSpace(xr[0])); ok {
 			return a, nil
 		}

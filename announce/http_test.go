@@ -34,9 +34,24 @@ func (a ann) query() string {
 	return q + a.extra
 }
 
-// serve calls the handler directly as if from remote, with optional headers
-// ("Name: value" strings), and returns the body.
+// serve answers a GET of target as if from remote, with optional headers
+// ("Name: value" strings), through the tracker's own HTTP server's parser
+// and responder (the path ServeTCP takes), and returns the body.
 func serve(t testing.TB, tr *Tracker, remote, target string, headers ...string) []byte {
+	t.Helper()
+	raw := "GET " + target + " HTTP/1.1\r\nHost: tracker.example\r\n"
+	for _, h := range headers {
+		raw += h + "\r\n"
+	}
+	status, _, body := rawExchange(t, tr, remote, raw+"\r\n")
+	if status != http.StatusOK {
+		t.Fatalf("GET %s: status %d", target, status)
+	}
+	return body
+}
+
+// serveStd is serve through Handler (net/http).
+func serveStd(t testing.TB, tr *Tracker, remote, target string, headers ...string) []byte {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, target, nil)
 	r.RemoteAddr = remote
@@ -156,12 +171,16 @@ func TestHTTPFailures(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := decodeDict(t, serve(t, f.tr, "192.0.2.7:5000", tc.path))
+			body := serve(t, f.tr, "192.0.2.7:5000", tc.path)
+			m := decodeDict(t, body)
 			if got := failure(m); !strings.Contains(got, tc.want) {
 				t.Fatalf("failure reason %q, want it to contain %q", got, tc.want)
 			}
 			if len(m) != 1 {
 				t.Fatalf("failure response has extra keys: %v", m)
+			}
+			if std := serveStd(t, f.tr, "192.0.2.7:5000", tc.path); string(std) != string(body) {
+				t.Fatalf("net/http handler answered %q, own server %q", std, body)
 			}
 		})
 	}

@@ -147,6 +147,16 @@ func (m *Metrics) ObserveWrite(d time.Duration, err error) {
 	m.writes.WithLabelValues(outcome).Observe(d.Seconds())
 }
 
+// ObserveHTTP records one request's latency under listener, for servers
+// that are not an http.Handler (the tracker's own HTTP server).
+func (m *Metrics) ObserveHTTP(listener string, code int, d time.Duration) {
+	class := "5xx"
+	if c := code / 100; c >= 1 && c <= 5 {
+		class = [...]string{"1xx", "2xx", "3xx", "4xx", "5xx"}[c-1]
+	}
+	m.httpDur.WithLabelValues(listener, class).Observe(d.Seconds())
+}
+
 // Instrument wraps h to record request latencies under listener.
 func (m *Metrics) Instrument(listener string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -36,16 +36,15 @@ type Node struct {
 	id    string
 	store *raftstore.Store
 
-	httpLn     net.Listener
-	httpSrv    *http.Server
-	trackerLn  net.Listener
-	trackerSrv *http.Server
-	udpConn    *net.UDPConn
-	tracker    *announce.Tracker
-	gossip     *gossip.Gossip
-	site       *web.Server
-	metrics    *metrics.Metrics
-	search     *search.Index
+	httpLn    net.Listener
+	httpSrv   *http.Server
+	trackerLn net.Listener
+	udpConn   *net.UDPConn
+	tracker   *announce.Tracker
+	gossip    *gossip.Gossip
+	site      *web.Server
+	metrics   *metrics.Metrics
+	search    *search.Index
 	// writeObserver forwards write latencies to metrics once they exist.
 	writeObserver atomic.Pointer[metrics.Metrics]
 	wg            sync.WaitGroup
@@ -221,10 +220,13 @@ func (n *Node) startServices(clusterKey []byte) error {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.httpSrv = newServer(n.metrics.Instrument("site", n.siteHandler()))
-	n.trackerSrv = newServer(n.metrics.Instrument("tracker", n.tracker.Handler()))
-	n.trackerSrv.SetKeepAlivesEnabled(true)
 	n.goRun("site server", func() error { return serveHTTP(n.httpSrv, n.httpLn) })
-	n.goRun("tracker server", func() error { return serveHTTP(n.trackerSrv, n.trackerLn) })
+	// The tracker's own HTTP server (announce/httpserve.go); it stops with runCtx.
+	n.goRun("tracker server", func() error {
+		return n.tracker.ServeTCP(runCtx, n.trackerLn, announce.ServeOptions{
+			Observe: func(code int, d time.Duration) { n.metrics.ObserveHTTP("tracker", code, d) },
+		})
+	})
 	if n.udpConn != nil {
 		n.goRun("udp tracker", func() error { return n.tracker.ServeUDP(runCtx, n.udpConn) })
 	}
@@ -415,10 +417,8 @@ func (n *Node) Close() error {
 	n.stopOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 		defer cancel()
-		for _, srv := range []*http.Server{n.httpSrv, n.trackerSrv} {
-			if e := srv.Shutdown(ctx); e != nil {
-				err = errors.Join(err, fmt.Errorf("stop http: %w", e))
-			}
+		if e := n.httpSrv.Shutdown(ctx); e != nil {
+			err = errors.Join(err, fmt.Errorf("stop http: %w", e))
 		}
 		n.cancel()
 		if n.udpConn != nil {

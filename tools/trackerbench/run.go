@@ -87,6 +87,11 @@ func run(args []string) error {
 	if err := pinSelf(rf.genCPU); err != nil {
 		return err
 	}
+	if rf.profileDir != "" {
+		if err := os.MkdirAll(rf.profileDir, 0o755); err != nil {
+			return fmt.Errorf("profile directory: %w", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 

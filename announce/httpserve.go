@@ -1,0 +1,324 @@
+package announce
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The tracker's own HTTP/1.1 server. A client's announce is one small GET
+// answered with a small body; net/http's general machinery (a context, a
+// header map, a response writer, a buffered writer and a goroutine handoff
+// per request) cost more than half of a new-connection announce (see
+// BENCHMARKS.md). This server does one read, one write and, for
+// "Connection: close", one close per announce.
+//
+// Allocation budget of an announce over a kept-alive connection (measured
+// by BenchmarkServeConnKeepAlive): 0 in this package. A new connection adds
+// what net's Accept allocates and a goroutine.
+
+// ServeOptions tune ServeTCP. Zero fields take the defaults.
+type ServeOptions struct {
+	// HeaderTimeout bounds reading one request head and writing its answer.
+	// Default 10s.
+	HeaderTimeout time.Duration
+	// IdleTimeout bounds the wait for the next request on a kept-alive
+	// connection. Default 120s.
+	IdleTimeout time.Duration
+	// Observe, when set, is called after each response with its status
+	// code and the time from the end of reading the request head.
+	Observe func(status int, d time.Duration)
+}
+
+func (o ServeOptions) withDefaults() ServeOptions {
+	if o.HeaderTimeout <= 0 {
+		o.HeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 120 * time.Second
+	}
+	return o
+}
+
+// connState is one connection's reusable memory, pooled across
+// connections.
+type connState struct {
+	br  *bufio.Reader
+	p   headParser
+	out []byte
+}
+
+var connStates = sync.Pool{New: func() any {
+	return &connState{br: bufio.NewReaderSize(nil, maxRequestLine), out: make([]byte, 0, 2048)}
+}}
+
+// httpServer is one ServeTCP call.
+type httpServer struct {
+	t    *Tracker
+	opts ServeOptions
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	shutdown atomic.Bool
+	wg       sync.WaitGroup
+}
+
+// ServeTCP serves the HTTP tracker (the same answers as Handler) on ln with
+// the tracker's own HTTP/1.1 server until ctx is done, then closes ln,
+// closes idle connections, lets the requests being answered finish and
+// returns nil. It returns an error if accepting fails otherwise (ln closed
+// by someone else). Requests are GET or HEAD of .../<passkey>/announce or
+// .../<passkey>/scrape; connections are kept alive unless the client asks
+// otherwise; malformed requests get 400, over-long ones 414 or 431, other
+// paths 404, other methods 405.
+func (t *Tracker) ServeTCP(ctx context.Context, ln net.Listener, opts ServeOptions) error {
+	s := &httpServer{t: t, opts: opts.withDefaults(), conns: map[net.Conn]struct{}{}}
+	stop := context.AfterFunc(ctx, func() {
+		ln.Close()
+		s.closeAll()
+	})
+	defer stop()
+	var backoff time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.wg.Wait()
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				s.closeAll()
+				s.wg.Wait()
+				return fmt.Errorf("announce: http accept: %w", err)
+			}
+			// Out of file descriptors and the like: wait and retry.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			t.log.Warn("http tracker accept failed; retrying", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if !s.track(c) {
+			c.Close()
+			continue
+		}
+		go s.serveConn(c)
+	}
+}
+
+func (s *httpServer) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	return true
+}
+
+func (s *httpServer) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// closeAll makes every connection's pending and future reads fail, so idle
+// connections close now and busy ones after their current response.
+func (s *httpServer) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shutdown.Store(true)
+	for c := range s.conns {
+		c.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// remoteAddr returns the peer address of c, invalid if it has none.
+func remoteAddr(c net.Conn) netip.Addr {
+	switch a := c.RemoteAddr().(type) {
+	case *net.TCPAddr:
+		return a.AddrPort().Addr()
+	case nil:
+		return netip.Addr{}
+	default:
+		ap, _ := netip.ParseAddrPort(a.String())
+		return ap.Addr()
+	}
+}
+
+func (s *httpServer) serveConn(c net.Conn) {
+	defer s.untrack(c)
+	defer c.Close()
+	cs := connStates.Get().(*connState)
+	cs.br.Reset(c)
+	defer func() {
+		cs.br.Reset(nil)
+		if cap(cs.out) <= 64<<10 {
+			cs.out = cs.out[:0]
+			connStates.Put(cs)
+		}
+	}()
+	remote := remoteAddr(c)
+	wantProxy := remote.IsValid() && s.t.trustedProxy(remote.Unmap())
+	for first := true; ; first = false {
+		// Each deadline is set before checking for shutdown: closeAll
+		// sets the flag before it moves the deadlines into the past.
+		if !first && cs.br.Buffered() == 0 {
+			// Idle between requests: wait for the next one's first byte.
+			c.SetReadDeadline(time.Now().Add(s.opts.IdleTimeout))
+			if s.shutdown.Load() {
+				return
+			}
+			if _, err := cs.br.Peek(1); err != nil {
+				return
+			}
+		}
+		c.SetDeadline(time.Now().Add(s.opts.HeaderTimeout))
+		if s.shutdown.Load() {
+			return
+		}
+		req, err := cs.p.parse(cs.br, wantProxy)
+		if err != nil {
+			var he *httpError
+			if errors.As(err, &he) {
+				cs.out = appendHTTPError(cs.out[:0], he.status, he.msg)
+				if _, err := c.Write(cs.out); err == nil {
+					lingerClose(c)
+				}
+			}
+			return
+		}
+		var start time.Time
+		if s.opts.Observe != nil {
+			start = time.Now()
+		}
+		status := s.answer(cs, req, remote)
+		if _, err := c.Write(cs.out); err != nil {
+			return
+		}
+		if s.opts.Observe != nil {
+			s.opts.Observe(status, time.Since(start))
+		}
+		if req.hasBody {
+			lingerClose(c) // the unread body must not turn the close into a reset
+		}
+		if !req.keepAlive {
+			return
+		}
+	}
+}
+
+// lingerClose half-closes c and discards what the client still sends, for
+// at most a moment, so that closing with unread input does not reset the
+// connection before the client has read the response.
+func lingerClose(c net.Conn) {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		return
+	}
+	cw.CloseWrite()
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	var buf [512]byte
+	for range 128 {
+		if _, err := c.Read(buf[:]); err != nil {
+			return
+		}
+	}
+}
+
+// answer writes the whole response to req into cs.out and returns its
+// status.
+func (s *httpServer) answer(cs *connState, req *httpRequest, remote netip.Addr) int {
+	out := cs.out[:0]
+	passkey, action, ok := splitTrackerPath(req.path)
+	if !ok {
+		cs.out = appendHTTPText(out, req, 404, "404 page not found\n", "")
+		return 404
+	}
+	if req.method != "GET" && req.method != "HEAD" {
+		cs.out = appendHTTPText(out, req, 405, "method not allowed\n", "Allow: GET, HEAD\r\n")
+		return 405
+	}
+	t := s.t
+	st := t.getState()
+	tr := trackerRequest{rawQuery: req.rawQuery, remote: remote, xff: req.xff, xRealIP: req.xRealIP}
+	st.buf = t.trackerResponse(st, action, passkey, &tr)
+	out = appendStatusLine(out, req, 200)
+	out = append(out, "Content-Type: text/plain; charset=utf-8\r\nCache-Control: no-store\r\nContent-Length: "...)
+	out = strconv.AppendInt(out, int64(len(st.buf)), 10)
+	out = append(out, "\r\n\r\n"...)
+	if req.method != "HEAD" {
+		out = append(out, st.buf...)
+	}
+	t.putState(st)
+	cs.out = out
+	return 200
+}
+
+func appendStatusLine(out []byte, req *httpRequest, status int) []byte {
+	if req.http11 {
+		out = append(out, "HTTP/1.1 "...)
+	} else {
+		out = append(out, "HTTP/1.0 "...)
+	}
+	switch status {
+	case 200:
+		out = append(out, "200 OK\r\n"...)
+	case 404:
+		out = append(out, "404 Not Found\r\n"...)
+	case 405:
+		out = append(out, "405 Method Not Allowed\r\n"...)
+	}
+	switch {
+	case !req.keepAlive:
+		out = append(out, "Connection: close\r\n"...)
+	case !req.http11:
+		out = append(out, "Connection: keep-alive\r\n"...)
+	}
+	return out
+}
+
+// appendHTTPText appends a plain-text response with extra header lines.
+func appendHTTPText(out []byte, req *httpRequest, status int, body, extra string) []byte {
+	out = appendStatusLine(out, req, status)
+	out = append(out, "Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"...)
+	out = append(out, extra...)
+	out = append(out, "Content-Length: "...)
+	out = strconv.AppendInt(out, int64(len(body)), 10)
+	out = append(out, "\r\n\r\n"...)
+	if req.method != "HEAD" {
+		out = append(out, body...)
+	}
+	return out
+}
+
+// appendHTTPError appends the response to a request that could not be
+// parsed; the connection closes after it.
+func appendHTTPError(out []byte, status int, msg string) []byte {
+	out = append(out, "HTTP/1.1 "...)
+	out = strconv.AppendInt(out, int64(status), 10)
+	switch status {
+	case 400:
+		out = append(out, " Bad Request"...)
+	case 414:
+		out = append(out, " URI Too Long"...)
+	case 431:
+		out = append(out, " Request Header Fields Too Large"...)
+	case 505:
+		out = append(out, " HTTP Version Not Supported"...)
+	}
+	out = append(out, "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: "...)
+	out = strconv.AppendInt(out, int64(len(msg)+1), 10)
+	out = append(out, "\r\n\r\n"...)
+	out = append(out, msg...)
+	return append(out, '\n')
+}
