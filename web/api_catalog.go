@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"strconv"
@@ -51,6 +52,7 @@ type apiDataset struct {
 	Uploader         string              `json:"uploader"`
 	Created          string              `json:"created"`
 	Metadata         map[string]string   `json:"metadata"`
+	WebSeeds         []string            `json:"web_seeds"`
 	Accessions       []biometa.Accession `json:"accessions,omitempty"`
 	Seeders          *int                `json:"seeders"`
 	Leechers         *int                `json:"leechers"`
@@ -67,8 +69,16 @@ func (s *Server) apiDatasetOf(t *model.Torrent) apiDataset {
 		Metadata: t.Metadata, Accessions: biometa.FromMap(t.Metadata).Accessions,
 		URL: s.cfg.BaseURL + "/t/" + hex, DownloadURL: s.cfg.BaseURL + "/api/v1/torrents/" + hex + "/download",
 		CiteBibTeX: s.cfg.BaseURL + "/t/" + hex + "/cite.bib"}
+	if _, ok := d.Metadata[metaWebSeeds]; ok {
+		d.Metadata = maps.Clone(d.Metadata)
+		delete(d.Metadata, metaWebSeeds) // shown as web_seeds
+	}
 	if d.Metadata == nil {
 		d.Metadata = map[string]string{}
+	}
+	d.WebSeeds = webSeedsOf(t)
+	if d.WebSeeds == nil {
+		d.WebSeeds = []string{}
 	}
 	if u, err := s.store.User(t.Uploader); err == nil {
 		d.Uploader = u.Username
@@ -233,8 +243,8 @@ func (s *Server) readAPIUpload(r *http.Request) ([]byte, map[string]string, erro
 }
 
 // apiEdit is PATCH /api/v1/torrents/{hash}: {"metadata": {field: value}}
-// changes the given fields (an empty value clears one); the result is
-// validated as a whole.
+// changes the given fields (an empty value clears one), and "web_seeds":
+// [url, ...] replaces the web seeds; the result is validated as a whole.
 func (s *Server) apiEdit(w http.ResponseWriter, r *http.Request, u model.User) {
 	t, ok := s.apiTorrent(w, r)
 	if !ok {
@@ -246,6 +256,8 @@ func (s *Server) apiEdit(w http.ResponseWriter, r *http.Request, u model.User) {
 	}
 	var req struct {
 		Metadata map[string]string `json:"metadata"`
+		// WebSeeds replaces the web seeds when present ([] clears them).
+		WebSeeds *[]string `json:"web_seeds"`
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
@@ -255,6 +267,10 @@ func (s *Server) apiEdit(w http.ResponseWriter, r *http.Request, u model.User) {
 	}
 	fields := biometa.FromMap(t.Metadata).Form()
 	for k, v := range req.Metadata {
+		if k == metaWebSeeds {
+			writeJSON(w, http.StatusUnprocessableEntity, apiFieldError{Error: "web seeds are not a metadata field", Fields: map[string]string{k: "send the web seeds as the top-level array \"web_seeds\": [\"https://…\"]"}})
+			return
+		}
 		if !isCatalogField(k) {
 			writeJSON(w, http.StatusUnprocessableEntity, apiFieldError{Error: "unknown metadata field", Fields: map[string]string{k: "not a metadata field; fields: " + strings.Join(biometa.Keys, ", ")}})
 			return
@@ -263,7 +279,7 @@ func (s *Server) apiEdit(w http.ResponseWriter, r *http.Request, u model.User) {
 	}
 	ctx, cancel := writeCtx(r)
 	defer cancel()
-	errs, status, msg := s.applyEdit(ctx, u, t, fields)
+	errs, status, msg := s.applyEdit(ctx, u, t, fields, req.WebSeeds)
 	if errs != nil {
 		writeJSON(w, status, apiFieldError{Error: "nothing was saved; see fields", Fields: errs})
 		return

@@ -287,7 +287,17 @@ func (s *Server) personalTorrent(u model.User, t *model.Torrent) ([]byte, int, s
 	if len(urls) == 0 {
 		return nil, http.StatusServiceUnavailable, "No tracker is configured in this cluster yet (no member has an announce URL), so a .torrent would not work. Ask an operator."
 	}
-	out, err := metainfo.Personalize(t.Metainfo, urls, nil)
+	stored, seeds := t.Metainfo, []string(nil)
+	if v, ok := t.Metadata[metaWebSeeds]; ok {
+		// Edited web seeds replace the url-list of the upload.
+		var err error
+		if stored, err = withoutWebSeeds(t.Metainfo); err != nil {
+			s.log.Error("personalize torrent", "torrent", t.ID, "err", err)
+			return nil, http.StatusInternalServerError, "The stored .torrent could not be prepared for download."
+		}
+		seeds = splitLines(v)
+	}
+	out, err := metainfo.Personalize(stored, urls, seeds)
 	if err != nil {
 		s.log.Error("personalize torrent", "torrent", t.ID, "err", err)
 		return nil, http.StatusInternalServerError, "The stored .torrent could not be prepared for download."

@@ -34,16 +34,30 @@ func recordKey(h model.InfoHash, ms int64) string {
 	return fmt.Sprintf("%s/%016d-%s", h, ms, strings.ToLower(suffix))
 }
 
-// applyEdit validates new metadata fields (raw values by key) for t by u,
-// saves them and records the change. It returns the field errors, or a
-// status and message when the write failed.
-func (s *Server) applyEdit(ctx context.Context, u model.User, t model.Torrent, fields map[string]string) (biometa.Errors, int, string) {
+// applyEdit validates new metadata fields (raw values by key) and, when
+// webSeeds is not nil, the new web seed list for t by u, saves them and
+// records the change. It returns the field errors, or a status and message
+// when the write failed.
+func (s *Server) applyEdit(ctx context.Context, u model.User, t model.Torrent, fields map[string]string, webSeeds *[]string) (biometa.Errors, int, string) {
 	md, errs := validateMetadata(fields, s.cfg.Now().Year()+1)
+	curSeeds := webSeedsOf(&t)
+	newSeeds := curSeeds
+	if webSeeds != nil {
+		seeds, msg := parseWebSeeds(*webSeeds, curSeeds)
+		if msg != "" {
+			if errs == nil {
+				errs = biometa.Errors{}
+			}
+			errs[fieldWebSeeds] = msg
+		}
+		newSeeds = seeds
+	}
 	if errs != nil {
 		return errs, http.StatusUnprocessableEntity, ""
 	}
 	newMD := md.Map()
-	// Keep fields the catalog does not manage (set by other tools).
+	// Keep fields the catalog does not manage (set by other tools), and
+	// the web seeds field.
 	for k, v := range t.Metadata {
 		if !slices.Contains(biometa.Keys, k) {
 			newMD[k] = v
@@ -52,9 +66,13 @@ func (s *Server) applyEdit(ctx context.Context, u model.User, t model.Torrent, f
 	var changes []fieldChange
 	keys := slices.Sorted(maps.Keys(mergeKeys(t.Metadata, newMD)))
 	for _, k := range keys {
-		if t.Metadata[k] != newMD[k] {
+		if k != metaWebSeeds && t.Metadata[k] != newMD[k] {
 			changes = append(changes, fieldChange{Field: k, Old: t.Metadata[k], New: newMD[k]})
 		}
+	}
+	if !slices.Equal(curSeeds, newSeeds) {
+		newMD[metaWebSeeds] = strings.Join(newSeeds, "\n")
+		changes = append(changes, fieldChange{Field: metaWebSeeds, Old: strings.Join(curSeeds, "\n"), New: newMD[metaWebSeeds]})
 	}
 	if len(changes) == 0 {
 		return nil, http.StatusOK, ""
@@ -83,6 +101,9 @@ func (s *Server) applyEdit(ctx context.Context, u model.User, t model.Torrent, f
 	return nil, http.StatusOK, ""
 }
 
+// editFields are the edit form's fields: the metadata and the web seeds.
+var editFields = append(slices.Clone(catalogFields), fieldWebSeeds)
+
 func mergeKeys(a, b map[string]string) map[string]bool {
 	out := map[string]bool{}
 	for k := range a {
@@ -105,6 +126,7 @@ func (s *Server) editPage(w http.ResponseWriter, r *http.Request) {
 	}
 	p := s.newPage(r, "Edit "+t.Name)
 	p.Form = &form{Values: biometa.FromMap(t.Metadata).Form(), Errors: map[string]string{}}
+	p.Form.Values[fieldWebSeeds] = strings.Join(webSeedsOf(&t), "\n")
 	d := s.newUploadData()
 	d.Edit, d.Hex = true, t.ID.String()
 	p.Data = d
@@ -121,10 +143,11 @@ func (s *Server) edit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusForbidden, "Only the uploader or a moderator may edit this dataset.")
 		return
 	}
-	f := newForm(r, catalogFields...)
+	f := newForm(r, editFields...)
+	seeds := strings.Split(f.Values[fieldWebSeeds], "\n")
 	ctx, cancel := writeCtx(r)
 	defer cancel()
-	errs, status, msg := s.applyEdit(ctx, *u, t, f.Values)
+	errs, status, msg := s.applyEdit(ctx, *u, t, f.Values, &seeds)
 	if errs != nil || msg != "" {
 		for k, v := range errs {
 			f.fail(k, v)

@@ -160,11 +160,13 @@ type uploadData struct {
 	MaxSize    string
 	Edit       bool
 	Hex        string
+	// MaxWebSeeds bounds the edit form's web seeds.
+	MaxWebSeeds int
 }
 
 func (s *Server) newUploadData() uploadData {
 	return uploadData{Categories: biometa.Categories, Licenses: biometa.Licenses, Formats: biometa.Formats,
-		MaxSize: formatBytes(uint64(s.cfg.MaxTorrentBytes))}
+		MaxSize: formatBytes(uint64(s.cfg.MaxTorrentBytes)), MaxWebSeeds: maxWebSeeds}
 }
 
 func (s *Server) uploadPage(w http.ResponseWriter, r *http.Request) {
