@@ -185,11 +185,12 @@ func TestServeTCPAnnounceAndScrape(t *testing.T) {
 	if conns != 8 || reused != 7 {
 		t.Fatalf("%d requests, %d on a reused connection: want keep-alive", conns, reused)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if observed[200] != 8 || len(observed) != 1 {
-		t.Fatalf("observed %v", observed)
-	}
+	// Observe runs after the response is written: wait for the last one.
+	waitFor(t, "8 observed 200s", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return observed[200] == 8 && len(observed) == 1
+	})
 }
 
 func escape(b []byte) string {

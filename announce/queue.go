@@ -1,12 +1,11 @@
 package announce
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -18,22 +17,44 @@ import (
 //
 //	meta/node_id   the node the file belongs to
 //	meta/next_seq  the Seq of the next batch, big-endian uint64
+//	meta/next_seg  the number of the next counter log segment
 //	batches/<seq>  a flushed model.StatsBatch (JSON) not yet committed
-//	counters/<user|torrent|peer_id>  a peer's last counters
+//	counterlog/<segment>  a run of peer counter changes, in order:
+//	               records of 1 kind byte (put or delete), the 48-byte
+//	               key <user|torrent|peer_id> and, for a put, the value
+//	counters/<user|torrent|peer_id>  a peer's last counters (the format
+//	               before the counter log; read at startup, then dropped)
 //
 // A flush writes its batch, the counters that batch was computed against and
-// next_seq in one transaction, so a crash never separates them.
+// next_seq in one transaction, so a crash never separates them. Counters are
+// appended to the log as a few large values rather than put one key each: a
+// flush changes the counters of every peer that announced since the last
+// one, and a B-tree put per peer cost more CPU than the announces did. The
+// log is rewritten whole (compacted) when it holds more than twice the live
+// counters.
 var (
-	bucketMeta     = []byte("meta")
-	bucketBatches  = []byte("batches")
-	bucketCounters = []byte("counters")
-	keyNodeID      = []byte("node_id")
-	keyNextSeq     = []byte("next_seq")
+	bucketMeta       = []byte("meta")
+	bucketBatches    = []byte("batches")
+	bucketCounters   = []byte("counters")
+	bucketCounterLog = []byte("counterlog")
+	keyNodeID        = []byte("node_id")
+	keyNextSeq       = []byte("next_seq")
+	keyNextSeg       = []byte("next_seg")
 )
 
 const (
 	counterKeyLen = 8 + 20 + 20
 	counterValLen = 8 + 8 + 8 + 1 + 8 + 8 + 8
+
+	// Counter log record kinds.
+	logPut byte = 1
+	logDel byte = 2
+	// logRecordsPerSegment bounds one counter log value (about 1 MB).
+	logRecordsPerSegment = 10_000
+	// compactMin is the least log length that is ever compacted.
+	compactMin = 100_000
+	// maxCachedBatches bounds the batches kept decoded in memory.
+	maxCachedBatches = 16
 )
 
 // statsQueue is the local durable queue of stats batches. Methods are safe
@@ -42,6 +63,19 @@ const (
 type statsQueue struct {
 	db     *bolt.DB
 	nodeID string
+
+	mu sync.Mutex
+	// cache holds batches this process appended and has not removed, so
+	// committing them does not decode what was just encoded.
+	cache map[uint64]model.StatsBatch
+	// logRecords counts the counter records on disk (legacy bucket and
+	// log) since the last compaction.
+	logRecords int
+	// compactMin is the least log length that is compacted (compactMin;
+	// tests lower it).
+	compactMin int
+	// compactions counts the log rewrites, for tests.
+	compactions int
 }
 
 // openStatsQueue opens or creates the queue at path for nodeID. A new file
@@ -58,7 +92,7 @@ func openStatsQueue(path, nodeID string, now time.Time) (*statsQueue, error) {
 		if err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketBatches, bucketCounters} {
+		for _, b := range [][]byte{bucketBatches, bucketCounters, bucketCounterLog} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -79,7 +113,7 @@ func openStatsQueue(path, nodeID string, now time.Time) (*statsQueue, error) {
 		db.Close()
 		return nil, fmt.Errorf("init stats queue %s: %w", path, err)
 	}
-	return &statsQueue{db: db, nodeID: nodeID}, nil
+	return &statsQueue{db: db, nodeID: nodeID, cache: map[uint64]model.StatsBatch{}, compactMin: compactMin}, nil
 }
 
 // ErrQueueNodeMismatch is returned by New when the stats queue file was
@@ -92,12 +126,10 @@ func be64(v uint64) []byte {
 	return b[:]
 }
 
-func encodeCounterKey(k counterKey) []byte {
-	b := make([]byte, counterKeyLen)
-	binary.BigEndian.PutUint64(b, k.user)
-	copy(b[8:], k.torrent[:])
-	copy(b[28:], k.peer[:])
-	return b
+func appendCounterKey(b []byte, k counterKey) []byte {
+	b = binary.BigEndian.AppendUint64(b, k.user)
+	b = append(b, k.torrent[:]...)
+	return append(b, k.peer[:]...)
 }
 
 // Flags of a persisted counter.
@@ -109,7 +141,13 @@ const (
 )
 
 func encodeCounterVal(c counterRec) []byte {
-	b := make([]byte, counterValLen)
+	return appendCounterVal(make([]byte, 0, counterValLen), c)
+}
+
+func appendCounterVal(dst []byte, c counterRec) []byte {
+	n := len(dst)
+	dst = append(dst, make([]byte, counterValLen)...)
+	b := dst[n:]
 	binary.BigEndian.PutUint64(b, c.up)
 	binary.BigEndian.PutUint64(b[8:], c.down)
 	binary.BigEndian.PutUint64(b[16:], uint64(c.updated))
@@ -130,7 +168,7 @@ func encodeCounterVal(c counterRec) []byte {
 	binary.BigEndian.PutUint64(b[25:], c.reconUp)
 	binary.BigEndian.PutUint64(b[33:], c.reconDown)
 	binary.BigEndian.PutUint64(b[41:], uint64(c.reconAt))
-	return b
+	return dst
 }
 
 func decodeCounterVal(v []byte) counterRec {
@@ -148,21 +186,53 @@ func decodeCounterVal(v []byte) counterRec {
 	}
 }
 
-// loadCounters calls fn for every persisted counter.
-func (q *statsQueue) loadCounters(fn func(counterKey, counterRec)) error {
-	return q.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketCounters).ForEach(func(k, v []byte) error {
+// loadCounters calls fn for every persisted counter, in the order they were
+// written: a later call for the same key replaces an earlier one, and del is
+// called for a key deleted after its put.
+func (q *statsQueue) loadCounters(fn func(counterKey, counterRec), del func(counterKey)) error {
+	n := 0
+	err := q.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketCounters).ForEach(func(k, v []byte) error {
 			if len(k) != counterKeyLen || len(v) != counterValLen {
 				return nil // not ours; ignore rather than refuse to start
 			}
-			var ck counterKey
-			ck.user = binary.BigEndian.Uint64(k)
-			copy(ck.torrent[:], k[8:28])
-			copy(ck.peer[:], k[28:48])
-			fn(ck, decodeCounterVal(v))
+			n++
+			fn(decodeCounterKey(k), decodeCounterVal(v))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketCounterLog).ForEach(func(k, v []byte) error {
+			for len(v) > 0 {
+				kind := v[0]
+				switch {
+				case kind == logPut && len(v) >= 1+counterKeyLen+counterValLen:
+					fn(decodeCounterKey(v[1:]), decodeCounterVal(v[1+counterKeyLen:]))
+					v = v[1+counterKeyLen+counterValLen:]
+				case kind == logDel && len(v) >= 1+counterKeyLen:
+					del(decodeCounterKey(v[1:]))
+					v = v[1+counterKeyLen:]
+				default:
+					return fmt.Errorf("counter log segment %x: malformed record", k)
+				}
+				n++
+			}
 			return nil
 		})
 	})
+	q.mu.Lock()
+	q.logRecords = n
+	q.mu.Unlock()
+	return err
+}
+
+func decodeCounterKey(b []byte) counterKey {
+	var ck counterKey
+	ck.user = binary.BigEndian.Uint64(b)
+	copy(ck.torrent[:], b[8:28])
+	copy(ck.peer[:], b[28:48])
+	return ck
 }
 
 // deleteCounters removes persisted counters (used at startup for expired ones).
@@ -170,69 +240,143 @@ func (q *statsQueue) deleteCounters(keys []counterKey) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	return q.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketCounters)
-		for _, k := range keys {
-			if err := b.Delete(encodeCounterKey(k)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	f := flushSet{dels: keys}
+	_, err := q.append(&f)
+	return err
 }
 
-// append persists f in one transaction: a new batch when f has deltas (its
-// Seq is returned, else 0), and the counter changes.
+// wantsCompaction reports whether the next flush should rewrite the counter
+// log whole, given the number of live counters.
+func (q *statsQueue) wantsCompaction(live int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.logRecords > max(2*live, q.compactMin)
+}
+
+// appendLog writes the counter changes of f as log segments.
+func appendLog(tx *bolt.Tx, f *flushSet) (records int, err error) {
+	meta := tx.Bucket(bucketMeta)
+	if f.full {
+		// A compaction: the puts are every live counter; drop the rest.
+		for _, name := range [][]byte{bucketCounters, bucketCounterLog} {
+			if err := tx.DeleteBucket(name); err != nil {
+				return 0, err
+			}
+			if _, err := tx.CreateBucket(name); err != nil {
+				return 0, err
+			}
+		}
+	}
+	var next uint64
+	if v := meta.Get(keyNextSeg); v != nil {
+		next = binary.BigEndian.Uint64(v)
+	}
+	lb := tx.Bucket(bucketCounterLog)
+	var seg []byte
+	n := 0
+	put := func() error {
+		if n == 0 {
+			return nil
+		}
+		// bbolt keeps the value's memory until the transaction ends.
+		if err := lb.Put(be64(next), seg); err != nil {
+			return err
+		}
+		next++
+		seg, n = nil, 0
+		return nil
+	}
+	for i := range f.puts {
+		if seg == nil {
+			seg = make([]byte, 0, min(len(f.puts)-i, logRecordsPerSegment)*(1+counterKeyLen+counterValLen))
+		}
+		seg = append(seg, logPut)
+		seg = appendCounterKey(seg, f.puts[i].k)
+		seg = appendCounterVal(seg, f.puts[i].c)
+		if n++; n == logRecordsPerSegment {
+			if err := put(); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := put(); err != nil {
+		return 0, err
+	}
+	if !f.full {
+		for i := range f.dels {
+			if seg == nil {
+				seg = make([]byte, 0, min(len(f.dels)-i, logRecordsPerSegment)*(1+counterKeyLen))
+			}
+			seg = append(seg, logDel)
+			seg = appendCounterKey(seg, f.dels[i])
+			if n++; n == logRecordsPerSegment {
+				if err := put(); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if err := put(); err != nil {
+			return 0, err
+		}
+	}
+	if err := meta.Put(keyNextSeg, be64(next)); err != nil {
+		return 0, err
+	}
+	if f.full {
+		return len(f.puts), nil
+	}
+	return len(f.puts) + len(f.dels), nil
+}
+
+// append persists f in one transaction: new batches when f has deltas (the
+// last Seq is returned, else 0), and the counter changes.
 func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
-	// bbolt inserts in key order cheaply and shifts entries for random
-	// order, so write counters sorted.
-	puts := make([][2][]byte, len(f.puts))
-	for i, p := range f.puts {
-		puts[i] = [2][]byte{encodeCounterKey(p.k), encodeCounterVal(p.c)}
-	}
-	slices.SortFunc(puts, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
-	dels := make([][]byte, len(f.dels))
-	for i, k := range f.dels {
-		dels[i] = encodeCounterKey(k)
-	}
-	slices.SortFunc(dels, bytes.Compare)
+	var batches []model.StatsBatch
+	var records int
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		seq = 0
+		batches = batches[:0]
 		meta := tx.Bucket(bucketMeta)
 		next := binary.BigEndian.Uint64(meta.Get(keyNextSeq))
 		// One flush may hold more deltas than one raft command should
 		// carry: split it into batches of consecutive sequence numbers.
 		for start := 0; start < len(f.deltas); start += maxDeltasPerBatch {
 			chunk := f.deltas[start:min(start+maxDeltasPerBatch, len(f.deltas))]
-			raw, err := json.Marshal(model.StatsBatch{NodeID: q.nodeID, Seq: next, Deltas: chunk})
+			b := model.StatsBatch{NodeID: q.nodeID, Seq: next, Deltas: chunk}
+			raw, err := json.Marshal(b)
 			if err != nil {
 				return err
 			}
 			if err := tx.Bucket(bucketBatches).Put(be64(next), raw); err != nil {
 				return err
 			}
+			batches = append(batches, b)
 			seq = next
 			next++
 		}
 		if err := meta.Put(keyNextSeq, be64(next)); err != nil {
 			return err
 		}
-		cb := tx.Bucket(bucketCounters)
-		for _, kv := range puts {
-			if err := cb.Put(kv[0], kv[1]); err != nil {
-				return err
-			}
-		}
-		for _, k := range dels {
-			if err := cb.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		records, err = appendLog(tx, f)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("append stats batch: %w", err)
 	}
+	q.mu.Lock()
+	if f.full {
+		q.logRecords = records
+		q.compactions++
+	} else {
+		q.logRecords += records
+	}
+	for _, b := range batches {
+		if len(q.cache) < maxCachedBatches {
+			q.cache[b.Seq] = b
+		}
+	}
+	q.mu.Unlock()
 	return seq, nil
 }
 
@@ -245,6 +389,12 @@ func (q *statsQueue) oldest() (b model.StatsBatch, ok bool, err error) {
 	err = q.db.View(func(tx *bolt.Tx) error {
 		k, v := tx.Bucket(bucketBatches).Cursor().First()
 		if k == nil {
+			return nil
+		}
+		q.mu.Lock()
+		b, ok = q.cache[binary.BigEndian.Uint64(k)]
+		q.mu.Unlock()
+		if ok {
 			return nil
 		}
 		if err := json.Unmarshal(v, &b); err != nil {
@@ -264,6 +414,9 @@ func (q *statsQueue) remove(seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("remove stats batch %d: %w", seq, err)
 	}
+	q.mu.Lock()
+	delete(q.cache, seq)
+	q.mu.Unlock()
 	return nil
 }
 

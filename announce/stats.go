@@ -321,6 +321,50 @@ func (a *accountant) handOff(torrent model.InfoHash, peer [20]byte) (PeerCounter
 	return PeerCounters{UserID: user, Torrent: torrent, PeerID: peer, Uploaded: c.up, Downloaded: c.down, Completed: c.completed, Updated: c.updated}, true
 }
 
+// count returns the number of counters held.
+func (a *accountant) count() int {
+	n := 0
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.Lock()
+		n += len(sh.counters)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// unload removes a counter at startup (deleted after it was persisted).
+func (a *accountant) unload(k counterKey) {
+	sh := a.shard(k.torrent)
+	sh.mu.Lock()
+	delete(sh.counters, k)
+	if pk := (peerKey{k.torrent, k.peer}); sh.owners[pk] == k.user {
+		delete(sh.owners, pk)
+	}
+	sh.mu.Unlock()
+}
+
+// expire forgets, at startup, the counters not updated since cut and
+// returns their keys.
+func (a *accountant) expire(cut int64) []counterKey {
+	var keys []counterKey
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.Lock()
+		for k, c := range sh.counters {
+			if c.updated < cut {
+				keys = append(keys, k)
+				delete(sh.counters, k)
+				if pk := (peerKey{k.torrent, k.peer}); sh.owners[pk] == k.user {
+					delete(sh.owners, pk)
+				}
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return keys
+}
+
 // load installs a persisted counter at startup.
 func (a *accountant) load(k counterKey, c counterRec) {
 	sh := a.shard(k.torrent)
@@ -366,16 +410,20 @@ type flushSet struct {
 	deltas []model.StatsDelta
 	puts   []counterPut
 	dels   []counterKey
+	// full: puts hold every live counter (a compaction of the counter log),
+	// not only the changed ones.
+	full bool
 }
 
 func (f *flushSet) empty() bool {
 	return len(f.deltas) == 0 && len(f.puts) == 0 && len(f.dels) == 0
 }
 
-// take removes the pending deltas and dirty counters. Deltas come out sorted
-// by (user, torrent), so a batch's encoding is deterministic.
-func (a *accountant) take() flushSet {
-	var f flushSet
+// take removes the pending deltas and dirty counters; with full it returns
+// every counter instead of the dirty ones. Deltas come out sorted by (user,
+// torrent), so a batch's encoding is deterministic.
+func (a *accountant) take(full bool) flushSet {
+	f := flushSet{full: full}
 	for i := range a.shards {
 		sh := &a.shards[i]
 		sh.mu.Lock()
@@ -383,8 +431,14 @@ func (a *accountant) take() flushSet {
 			f.deltas = append(f.deltas, model.StatsDelta{UserID: k.user, Torrent: k.torrent, Uploaded: s.up, Downloaded: s.down, Snatches: s.snatches})
 		}
 		clear(sh.pending)
-		for k := range sh.dirty {
-			f.puts = append(f.puts, counterPut{k, sh.counters[k]})
+		if full {
+			for k, c := range sh.counters {
+				f.puts = append(f.puts, counterPut{k, c})
+			}
+		} else {
+			for k := range sh.dirty {
+				f.puts = append(f.puts, counterPut{k, sh.counters[k]})
+			}
 		}
 		clear(sh.dirty)
 		for k := range sh.deleted {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/seedbank/seedbank/model"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 func TestAccountingRules(t *testing.T) {
@@ -409,10 +412,12 @@ func TestStatsExactUnderChaos(t *testing.T) {
 	}
 
 	// Phase 1: run, with the leader going down halfway, then crash.
+	// The counter log is compacted whenever it is 2x the live counters.
 	tr, err := New(cfg, reg, sc, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr.queue.compactMin = 20
 	ctx := context.Background()
 	go tr.Run(ctx)
 	phase(t, tr, 3000, 10, func() {
@@ -429,6 +434,10 @@ func TestStatsExactUnderChaos(t *testing.T) {
 	// persisted counters at the peers' next announces, unless a client
 	// resets its counters before that (the documented loss), which the
 	// simulation avoids.
+	// Make that flush a compaction for sure (others happen when they do).
+	tr.queue.mu.Lock()
+	tr.queue.logRecords = 1 << 30
+	tr.queue.mu.Unlock()
 	if err := tr.flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -437,6 +446,12 @@ func TestStatsExactUnderChaos(t *testing.T) {
 		step(t, tr, peers[i], rng)
 	}
 	pendingAtCrash, _ := tr.PendingBatches()
+	tr.queue.mu.Lock()
+	compactions := tr.queue.compactions
+	tr.queue.mu.Unlock()
+	if compactions == 0 {
+		t.Fatal("no counter log compaction before the crash")
+	}
 	unflushed := 0
 	for i := range tr.acct.shards {
 		sh := &tr.acct.shards[i]
@@ -445,7 +460,7 @@ func TestStatsExactUnderChaos(t *testing.T) {
 		sh.mu.Unlock()
 	}
 	crash(tr)
-	t.Logf("crash with %d batches queued and %d unflushed deltas in memory", pendingAtCrash, unflushed)
+	t.Logf("crash with %d batches queued, %d unflushed deltas in memory, %d counter log compactions", pendingAtCrash, unflushed, compactions)
 
 	// Phase 2: restart on the same queue, leader back.
 	epoch++
@@ -455,6 +470,7 @@ func TestStatsExactUnderChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tr.queue.compactMin = 20
 	runCtx, cancel := context.WithCancel(ctx)
 	runDone := make(chan error, 1)
 	go func() { runDone <- tr.Run(runCtx) }()
@@ -605,4 +621,98 @@ func TestLargeFlushSplitsIntoBatches(t *testing.T) {
 	if batches != 3 || got != want {
 		t.Fatalf("%d batches carrying %d bytes, want 3 and %d", batches, got, want)
 	}
+}
+
+// The counter log replays to the same counters after a restart, across
+// segments, deletions, a compaction and the older one-key-per-counter
+// format.
+func TestCounterLogReplay(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, err := openStatsQueue(path, "n1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[counterKey]counterRec{}
+	key := func(i int) counterKey {
+		return counterKey{user: uint64(i%7 + 1), torrent: model.InfoHash{byte(i), byte(i >> 8)}, peer: peerID(i)}
+	}
+	// A counter in the old format.
+	legacy := key(99_999)
+	err = q.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCounters).Put(appendCounterKey(nil, legacy), encodeCounterVal(counterRec{up: 5, updated: 1}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[legacy] = counterRec{up: 5, updated: 1}
+	load := func() map[counterKey]counterRec {
+		t.Helper()
+		got := map[counterKey]counterRec{}
+		err := q.loadCounters(func(k counterKey, c counterRec) { got[k] = c }, func(k counterKey) { delete(got, k) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	reopen := func() {
+		t.Helper()
+		q.close()
+		if q, err = openStatsQueue(path, "n1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Three flushes: many puts (several segments), then updates and deletes.
+	var f flushSet
+	for i := range 2*logRecordsPerSegment + 10 {
+		c := counterRec{up: uint64(i), down: 2 * uint64(i), updated: int64(i), leeching: i%2 == 0}
+		f.puts = append(f.puts, counterPut{key(i), c})
+		want[key(i)] = c
+	}
+	f.deltas = []model.StatsDelta{{UserID: 1, Torrent: model.InfoHash{1}, Uploaded: 3}}
+	if _, err := q.append(&f); err != nil {
+		t.Fatal(err)
+	}
+	f = flushSet{}
+	for i := 0; i < 300; i += 3 {
+		c := counterRec{up: 1e9 + uint64(i), updated: 7, completed: true}
+		f.puts = append(f.puts, counterPut{key(i), c})
+		want[key(i)] = c
+		f.dels = append(f.dels, key(i+1))
+		delete(want, key(i+1))
+	}
+	f.dels = append(f.dels, legacy)
+	delete(want, legacy)
+	if _, err := q.append(&f); err != nil {
+		t.Fatal(err)
+	}
+	reopen()
+	if got := load(); !maps.Equal(got, want) {
+		t.Fatalf("after restart: %d counters, want %d", len(got), len(want))
+	}
+	if q.logRecords != 1+2*logRecordsPerSegment+10+200+1 {
+		t.Fatalf("log records %d", q.logRecords)
+	}
+	if q.wantsCompaction(len(want)) {
+		t.Fatal("compaction wanted below the minimum length")
+	}
+	q.compactMin = 10
+	if !q.wantsCompaction(len(want) / 3) {
+		t.Fatal("no compaction wanted with the log 3 times the live counters")
+	}
+	// A compaction rewrites the live counters alone; deltas still queue.
+	f = flushSet{full: true, deltas: []model.StatsDelta{{UserID: 2, Torrent: model.InfoHash{2}, Uploaded: 4}}}
+	for k, c := range want {
+		f.puts = append(f.puts, counterPut{k, c})
+	}
+	if _, err := q.append(&f); err != nil {
+		t.Fatal(err)
+	}
+	reopen()
+	if got := load(); !maps.Equal(got, want) || q.logRecords != len(want) {
+		t.Fatalf("after compaction: %d counters (want %d), log records %d", len(got), len(want), q.logRecords)
+	}
+	if n, _ := q.pending(); n != 2 {
+		t.Fatalf("%d batches pending, want 2", n)
+	}
+	q.close()
 }

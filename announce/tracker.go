@@ -131,20 +131,16 @@ func New(cfg Config, reg Registry, sc StatsCommitter, log *slog.Logger) (*Tracke
 	// Checked once: per-announce debug logging must cost nothing when off.
 	t.debug = log.Enabled(context.Background(), slog.LevelDebug)
 	t.stopCtx, t.stop = context.WithCancel(context.Background())
-	var loaded int
 	var expired []counterKey
 	cut := now.Add(-cfg.CounterTTL).Unix()
 	err = q.loadCounters(func(k counterKey, c counterRec) {
-		if c.updated < cut {
-			expired = append(expired, k)
-			return
-		}
 		t.acct.load(k, c)
-		loaded++
-	})
+	}, t.acct.unload)
 	if err == nil {
+		expired = t.acct.expire(cut)
 		err = q.deleteCounters(expired)
 	}
+	loaded := t.acct.count()
 	if err != nil {
 		q.close()
 		return nil, fmt.Errorf("announce: restore peer counters: %w", err)
@@ -314,7 +310,7 @@ func (t *Tracker) Flush(ctx context.Context) error {
 func (t *Tracker) flush() error {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
-	f := t.acct.take()
+	f := t.acct.take(t.queue.wantsCompaction(t.acct.count()))
 	if f.empty() {
 		return nil
 	}
@@ -324,7 +320,7 @@ func (t *Tracker) flush() error {
 		return fmt.Errorf("flush stats: %w", err)
 	}
 	if seq != 0 {
-		t.log.Debug("stats batch queued", "seq", seq, "deltas", len(f.deltas), "counters", len(f.puts))
+		t.log.Debug("stats batch queued", "seq", seq, "deltas", len(f.deltas), "counters", len(f.puts), "compacted", f.full)
 		select {
 		case t.wake <- struct{}{}:
 		default:
