@@ -66,6 +66,10 @@ type Options struct {
 	BatchSize int
 	// Logger gets indexing errors. Default slog.Default().
 	Logger *slog.Logger
+	// NoQueryCache turns off the cache of recent text queries' matches
+	// (kept per bluge snapshot, so any write empties it); for measuring
+	// the uncached path.
+	NoQueryCache bool
 	// NoInitialReconcile skips the reconcile Open starts (tests that fill
 	// the index themselves).
 	NoInitialReconcile bool

@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,53 @@ type view struct {
 
 	mu   sync.RWMutex
 	docs []docRef // by document number; k nil: not looked up yet
+	// matches caches the matches of recent text queries (by normalized
+	// text and scoring), oldest first in order; cached counts their matches.
+	matches map[queryKey][]textMatch
+	order   []queryKey
+	cached  int
+}
+
+// queryKey identifies a text query: the same words, scored or not.
+type queryKey struct {
+	text   string
+	scored bool
+}
+
+// Bounds of a view's query cache: a popular query, the next page of a
+// query or a facet click on it skip bluge.
+const (
+	maxCachedQueries = 256
+	maxCachedMatches = 1 << 20 // about 24 MiB
+)
+
+// cachedMatches returns the cached matches of key; the caller holds v.mu.
+func (v *view) cachedMatches(key queryKey) ([]textMatch, bool) {
+	m, ok := v.matches[key]
+	return m, ok
+}
+
+// cache keeps the matches of key, dropping the oldest queries to stay
+// within the bounds; the caller holds v.mu for writing.
+func (v *view) cache(key queryKey, m []textMatch) {
+	if len(m) > maxCachedMatches/4 {
+		return
+	}
+	if _, ok := v.matches[key]; ok {
+		return
+	}
+	if v.matches == nil {
+		v.matches = map[queryKey][]textMatch{}
+	}
+	for len(v.order) > 0 && (len(v.order) >= maxCachedQueries || v.cached+len(m) > maxCachedMatches) {
+		old := v.order[0]
+		v.order = v.order[1:]
+		v.cached -= len(v.matches[old])
+		delete(v.matches, old)
+	}
+	v.matches[key] = m
+	v.order = append(v.order, key)
+	v.cached += len(m)
 }
 
 func (v *view) release() {
@@ -141,20 +189,34 @@ type textMatch struct {
 
 // matchText returns the datasets matching every word of text, with scores
 // when scored (relevance sort) and 0 otherwise (an unscored search skips
-// term frequencies and the boosting clauses).
+// term frequencies and the boosting clauses). The result is shared with
+// the view's query cache: callers must not modify it.
 func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]textMatch, error) {
 	v, err := ix.acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer v.release()
+	key := queryKey{text: strings.ToLower(strings.Join(strings.Fields(text), " ")), scored: scored}
+	if !ix.opt.NoQueryCache {
+		v.mu.RLock()
+		m, ok := v.cachedMatches(key)
+		v.mu.RUnlock()
+		if ok {
+			return m, nil
+		}
+	}
 
 	var q bluge.Query = bluge.NewMatchQuery(text).SetField(fAll).SetOperator(bluge.MatchQueryOperatorAnd)
 	if scored {
 		bq := bluge.NewBooleanQuery()
 		bq.AddMust(q)
 		bq.AddShould(bluge.NewMatchQuery(text).SetField(fTitle).SetBoost(3))
-		bq.AddShould(bluge.NewMatchQuery(text).SetField(fAccessions).SetBoost(3))
+		if strings.ContainsAny(text, "0123456789") {
+			// Every accession has a digit; without one the clause can
+			// match nothing, and skipping it saves a disjunction per match.
+			bq.AddShould(bluge.NewMatchQuery(text).SetField(fAccessions).SetBoost(3))
+		}
 		q = bq
 	}
 	out := make([]textMatch, 0, 64)
@@ -177,11 +239,12 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 	if err != nil {
 		return nil, err
 	}
-	if len(misses) == 0 {
-		return out, nil
+	var refs []docRef
+	if len(misses) > 0 {
+		refs = ix.resolve(misses)
 	}
-	refs := ix.resolve(misses)
 	v.mu.Lock()
+	defer v.mu.Unlock()
 	for i, m := range misses {
 		if refs[i].k == nil {
 			continue // not in the listing table (yet, or any more)
@@ -189,7 +252,9 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 		out = append(out, textMatch{docRef: refs[i], score: m.score})
 		v.put(uint64(m.row), refs[i])
 	}
-	v.mu.Unlock()
+	if !ix.opt.NoQueryCache {
+		v.cache(key, out)
+	}
 	return out, nil
 }
 
@@ -238,10 +303,9 @@ func (ix *Index) warm(ctx context.Context, v *view) error {
 }
 
 // visit runs q over v's snapshot and calls fn with each match's document
-// number and score; load reads the match's id (a doc value). Matches are
-// recycled, so fn must not keep them.
+// number and score; load reads the match's id (a doc value).
 func (v *view) visit(ctx context.Context, q bluge.Query, scored bool, fn func(num uint64, score float64, load func() (model.InfoHash, bool))) error {
-	_, err := v.r.Search(ctx, visitRequest{q: q, scored: scored, fn: fn})
+	_, err := v.r.Search(ctx, &visitRequest{q: q, scored: scored, fn: fn})
 	if err != nil {
 		return fmt.Errorf("search: %w", err)
 	}
@@ -256,11 +320,28 @@ type visitRequest struct {
 	q      bluge.Query
 	scored bool
 	fn     func(num uint64, score float64, load func() (model.InfoHash, bool))
+	// loadID reads the _id doc value of a document of the snapshot; set by
+	// Searcher, which gets the snapshot.
+	loadID func(num uint64) (model.InfoHash, bool, error)
 }
 
-func (r visitRequest) Collector() bsearch.Collector { return r }
+func (r *visitRequest) Collector() bsearch.Collector { return r }
 
-func (r visitRequest) Searcher(i bsearch.Reader, config bluge.Config) (bsearch.Searcher, error) {
+func (r *visitRequest) Searcher(i bsearch.Reader, config bluge.Config) (bsearch.Searcher, error) {
+	dv, err := i.DocumentValueReader(idField)
+	if err != nil {
+		return nil, fmt.Errorf("document id reader: %w", err)
+	}
+	r.loadID = func(num uint64) (model.InfoHash, bool, error) {
+		var id model.InfoHash
+		ok := false
+		err := dv.VisitDocumentValues(num, func(field string, term []byte) {
+			if field == "_id" && !ok {
+				ok = id.UnmarshalText(term) == nil
+			}
+		})
+		return id, ok, err
+	}
 	score := ""
 	if !r.scored {
 		score = "none"
@@ -278,27 +359,25 @@ func (r visitRequest) Searcher(i bsearch.Reader, config bluge.Config) (bsearch.S
 	})
 }
 
-func (r visitRequest) AddAggregation(string, bsearch.Aggregation) {}
-func (r visitRequest) Aggregations() bsearch.Aggregations         { return bsearch.Aggregations{} }
-func (r visitRequest) Size() int                                  { return 0 }
-func (r visitRequest) BackingSize() int                           { return 0 }
+func (r *visitRequest) AddAggregation(string, bsearch.Aggregation) {}
+func (r *visitRequest) Aggregations() bsearch.Aggregations         { return bsearch.Aggregations{} }
+func (r *visitRequest) Size() int                                  { return 0 }
+func (r *visitRequest) BackingSize() int                           { return 0 }
 
 var idField = []string{"_id"}
 
 // Collect runs the whole search: bluge's Reader.Search returns after it.
-func (r visitRequest) Collect(ctx context.Context, _ bsearch.Aggregations, s bsearch.Collectible) (bsearch.DocumentMatchIterator, error) {
+func (r *visitRequest) Collect(ctx context.Context, _ bsearch.Aggregations, s bsearch.Collectible) (bsearch.DocumentMatchIterator, error) {
 	defer s.Close()
 	sctx := bsearch.NewSearchContext(s.DocumentMatchPoolSize(), 0)
-	var dm *bsearch.DocumentMatch
+	var num uint64
 	var loadErr error
 	load := func() (model.InfoHash, bool) {
-		var id model.InfoHash
-		if err := dm.LoadDocumentValues(sctx, idField); err != nil {
+		id, ok, err := r.loadID(num)
+		if err != nil {
 			loadErr = fmt.Errorf("load document id: %w", err)
-			return id, false
 		}
-		v := dm.DocValues("_id")
-		return id, len(v) > 0 && id.UnmarshalText(v[0]) == nil
+		return id, ok
 	}
 	for n := 0; ; n++ {
 		if n%1024 == 0 {
@@ -306,14 +385,15 @@ func (r visitRequest) Collect(ctx context.Context, _ bsearch.Aggregations, s bse
 				return nil, err
 			}
 		}
-		var err error
-		if dm, err = s.Next(sctx); err != nil {
+		dm, err := s.Next(sctx)
+		if err != nil {
 			return nil, err
 		}
 		if dm == nil {
 			return noMatches{}, nil
 		}
-		r.fn(dm.Number, dm.Score, load)
+		num = dm.Number
+		r.fn(num, dm.Score, load)
 		if loadErr != nil {
 			return nil, loadErr
 		}
