@@ -9,14 +9,16 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/zeebo/bencode"
 
 	"github.com/seedbank/seedbank/model"
 )
 
 // TestBrowserCatalogFlow drives Chromium through the catalog: log in,
 // upload a real mktorrent torrent with the form (a bad field first), find
-// the dataset by typing its accession into the search box, and download
-// the personalised .torrent.
+// the dataset by typing its accession into the search box, download the
+// personalised .torrent, add a web seed on the edit form and find it in the
+// next download.
 func TestBrowserCatalogFlow(t *testing.T) {
 	t.Parallel()
 	chromium := chromiumPath(t)
@@ -101,16 +103,39 @@ func TestBrowserCatalogFlow(t *testing.T) {
 	}
 
 	// Download it with the browser's session.
-	b64, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(document.getElementById("download").href).then(r => {
+	download := func() []byte {
+		t.Helper()
+		b64, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(document.getElementById("download").href).then(r => {
 		if (!r.ok) throw new Error("status " + r.status);
 		return r.arrayBuffer();
 	}).then(b => { let s = ""; for (const c of new Uint8Array(b)) s += String.fromCharCode(c); return btoa(s); })`, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("download: %v", err)
+		if err != nil {
+			t.Fatalf("download: %v", err)
+		}
+		raw, err := base64.StdEncoding.DecodeString(b64)
+		must(t, err)
+		checkPersonal(t, raw, id, e.user("mendel").Passkey, e.members)
+		return raw
 	}
-	raw, err := base64.StdEncoding.DecodeString(b64)
-	must(t, err)
-	checkPersonal(t, raw, id, e.user("mendel").Passkey, e.members)
+	download()
+
+	// Add a web seed on the edit form (a bad one first), then download again.
+	do("edit page", chromedp.Navigate(base+"/t/"+id.String()+"/edit"))
+	do("bad web seed", fill("f-web_seeds", "ftp://mirror.example.org/pea-crosses/"))
+	submit("save a bad web seed", `main form[action$="/edit"] button[type=submit]`, http.StatusUnprocessableEntity)
+	if got := text("#f-web_seeds-err"); !strings.Contains(got, "not an http:// or https:// URL") {
+		t.Fatalf("web seed error %q", got)
+	}
+	shot("edit-web-seed-error")
+	do("good web seed", chromedp.SetValue(chromedp.ID("f-web_seeds"), "https://mirror.example.org/pea-crosses/"))
+	submit("save the web seed", `main form[action$="/edit"] button[type=submit]`, http.StatusOK)
+	var top struct {
+		URLList []string `bencode:"url-list"`
+	}
+	must(t, bencode.DecodeBytes(download(), &top))
+	if len(top.URLList) != 1 || top.URLList[0] != "https://mirror.example.org/pea-crosses/" {
+		t.Fatalf("url-list after the edit: %q", top.URLList)
+	}
 
 	do("browse list", chromedp.Navigate(base+"/browse?category=variants"))
 	if got := text("#results"); !strings.Contains(got, "Pea crosses") {
