@@ -112,10 +112,8 @@ type sums struct {
 
 type statsShard struct {
 	mu       sync.Mutex
-	counters map[counterKey]counterRec
-	owners   map[peerKey]uint64 // (torrent, peer) -> user of its counters
+	counters counterStore
 	pending  map[sumKey]sums
-	dirty    map[counterKey]struct{} // changed since the last flush
 	deleted  map[counterKey]struct{} // forgotten since the last flush
 }
 
@@ -133,10 +131,8 @@ func newAccountant(cfg *Config, log *slog.Logger) *accountant {
 	a := &accountant{maxRate: cfg.MaxRate, slack: cfg.JumpSlack, counterTTL: cfg.CounterTTL, log: log}
 	for i := range a.shards {
 		sh := &a.shards[i]
-		sh.counters = map[counterKey]counterRec{}
-		sh.owners = map[peerKey]uint64{}
+		sh.counters = newCounterStore()
 		sh.pending = map[sumKey]sums{}
-		sh.dirty = map[counterKey]struct{}{}
 		sh.deleted = map[counterKey]struct{}{}
 	}
 	return a
@@ -163,13 +159,14 @@ func (a *accountant) account(r *report, now time.Time) (snatch bool) {
 	var badUp, badDown uint64
 	sh := a.shard(r.torrent.ID)
 	sh.mu.Lock()
-	c, known := sh.counters[k]
+	c, known := sh.counters.get(k)
+	own := false
 	if !known || c.handedOff {
 		// New here: a baseline, awaiting a possible handoff.
 		completed := known && c.completed
 		c = counterRec{up: r.up, down: r.down, updated: nowS, completed: completed,
 			recon: true, reconUp: r.up, reconDown: r.down, reconAt: nowS}
-		sh.owners[peerKey{k.torrent, k.peer}] = k.user
+		own = true
 	} else {
 		du, dd := delta(r.up, c.up), delta(r.down, c.down)
 		du, dd, badUp, badDown = a.plausible(du, dd, nowS-c.updated, r.torrent.TotalSize)
@@ -184,9 +181,10 @@ func (a *accountant) account(r *report, now time.Time) (snatch bool) {
 		c.completed, snatch = true, true
 		a.addLocked(sh, k, 0, 0, 1)
 	}
-	sh.counters[k] = c
-	sh.dirty[k] = struct{}{}
-	delete(sh.deleted, k)
+	sh.counters.set(k, c, own, true)
+	if len(sh.deleted) > 0 {
+		delete(sh.deleted, k)
+	}
 	sh.mu.Unlock()
 	if badUp != 0 || badDown != 0 {
 		a.logJump(k, badUp, badDown, r.torrent.TotalSize)
@@ -251,7 +249,7 @@ func (a *accountant) Counters(user uint64, torrent model.InfoHash, peer [20]byte
 	k := counterKey{user, torrent, peer}
 	sh := a.shard(torrent)
 	sh.mu.Lock()
-	c, ok := sh.counters[k]
+	c, ok := sh.counters.get(k)
 	sh.mu.Unlock()
 	if !ok || c.handedOff {
 		return PeerCounters{}, false
@@ -272,7 +270,7 @@ func (a *accountant) importCounters(pc PeerCounters, totalSize int64) bool {
 	var badUp, badDown uint64
 	sh := a.shard(pc.Torrent)
 	sh.mu.Lock()
-	c, known := sh.counters[k]
+	c, known := sh.counters.get(k)
 	switch {
 	case known && !c.handedOff && c.recon:
 		du, dd := delta(c.reconUp, pc.Uploaded), delta(c.reconDown, pc.Downloaded)
@@ -289,9 +287,7 @@ func (a *accountant) importCounters(pc PeerCounters, totalSize int64) bool {
 	default:
 		c = counterRec{up: pc.Uploaded, down: pc.Downloaded, updated: pc.Updated, completed: pc.Completed || (known && c.completed)}
 	}
-	sh.counters[k] = c
-	sh.owners[peerKey{k.torrent, k.peer}] = k.user
-	sh.dirty[k] = struct{}{}
+	sh.counters.set(k, c, true, true)
 	delete(sh.deleted, k)
 	sh.mu.Unlock()
 	if badUp != 0 || badDown != 0 {
@@ -306,18 +302,17 @@ func (a *accountant) handOff(torrent model.InfoHash, peer [20]byte) (PeerCounter
 	sh := a.shard(torrent)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	user, ok := sh.owners[peerKey{torrent, peer}]
+	user, ok := sh.counters.owner(peerKey{torrent, peer})
 	if !ok {
 		return PeerCounters{}, false
 	}
 	k := counterKey{user, torrent, peer}
-	c, ok := sh.counters[k]
+	c, ok := sh.counters.get(k)
 	if !ok || c.handedOff {
 		return PeerCounters{}, false
 	}
 	c.handedOff, c.recon = true, false
-	sh.counters[k] = c
-	sh.dirty[k] = struct{}{}
+	sh.counters.set(k, c, false, true)
 	return PeerCounters{UserID: user, Torrent: torrent, PeerID: peer, Uploaded: c.up, Downloaded: c.down, Completed: c.completed, Updated: c.updated}, true
 }
 
@@ -327,7 +322,7 @@ func (a *accountant) count() int {
 	for i := range a.shards {
 		sh := &a.shards[i]
 		sh.mu.Lock()
-		n += len(sh.counters)
+		n += sh.counters.len()
 		sh.mu.Unlock()
 	}
 	return n
@@ -337,10 +332,7 @@ func (a *accountant) count() int {
 func (a *accountant) unload(k counterKey) {
 	sh := a.shard(k.torrent)
 	sh.mu.Lock()
-	delete(sh.counters, k)
-	if pk := (peerKey{k.torrent, k.peer}); sh.owners[pk] == k.user {
-		delete(sh.owners, pk)
-	}
+	sh.counters.del(k)
 	sh.mu.Unlock()
 }
 
@@ -351,15 +343,13 @@ func (a *accountant) expire(cut int64) []counterKey {
 	for i := range a.shards {
 		sh := &a.shards[i]
 		sh.mu.Lock()
-		for k, c := range sh.counters {
+		sh.counters.each(func(k counterKey, c counterRec) bool {
 			if c.updated < cut {
 				keys = append(keys, k)
-				delete(sh.counters, k)
-				if pk := (peerKey{k.torrent, k.peer}); sh.owners[pk] == k.user {
-					delete(sh.owners, pk)
-				}
+				return false
 			}
-		}
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	return keys
@@ -369,8 +359,7 @@ func (a *accountant) expire(cut int64) []counterKey {
 func (a *accountant) load(k counterKey, c counterRec) {
 	sh := a.shard(k.torrent)
 	sh.mu.Lock()
-	sh.counters[k] = c
-	sh.owners[peerKey{k.torrent, k.peer}] = k.user
+	sh.counters.set(k, c, true, false)
 	sh.mu.Unlock()
 }
 
@@ -382,17 +371,14 @@ func (a *accountant) sweep(now time.Time) int {
 	for i := range a.shards {
 		sh := &a.shards[i]
 		sh.mu.Lock()
-		for k, c := range sh.counters {
+		sh.counters.each(func(k counterKey, c counterRec) bool {
 			if c.updated < cut {
-				delete(sh.counters, k)
-				if pk := (peerKey{k.torrent, k.peer}); sh.owners[pk] == k.user {
-					delete(sh.owners, pk)
-				}
-				delete(sh.dirty, k)
 				sh.deleted[k] = struct{}{}
 				n++
+				return false
 			}
-		}
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	return n
@@ -431,16 +417,13 @@ func (a *accountant) take(full bool) flushSet {
 			f.deltas = append(f.deltas, model.StatsDelta{UserID: k.user, Torrent: k.torrent, Uploaded: s.up, Downloaded: s.down, Snatches: s.snatches})
 		}
 		clear(sh.pending)
+		put := func(k counterKey, c counterRec) { f.puts = append(f.puts, counterPut{k, c}) }
 		if full {
-			for k, c := range sh.counters {
-				f.puts = append(f.puts, counterPut{k, c})
-			}
+			sh.counters.takeDirty(func(counterKey, counterRec) {})
+			sh.counters.each(func(k counterKey, c counterRec) bool { put(k, c); return true })
 		} else {
-			for k := range sh.dirty {
-				f.puts = append(f.puts, counterPut{k, sh.counters[k]})
-			}
+			sh.counters.takeDirty(put)
 		}
-		clear(sh.dirty)
 		for k := range sh.deleted {
 			f.dels = append(f.dels, k)
 		}
@@ -470,15 +453,13 @@ func (a *accountant) restore(f flushSet) {
 	for _, p := range f.puts {
 		sh := a.shard(p.k.torrent)
 		sh.mu.Lock()
-		if _, ok := sh.counters[p.k]; ok {
-			sh.dirty[p.k] = struct{}{}
-		}
+		sh.counters.markDirty(p.k)
 		sh.mu.Unlock()
 	}
 	for _, k := range f.dels {
 		sh := a.shard(k.torrent)
 		sh.mu.Lock()
-		if _, ok := sh.counters[k]; !ok {
+		if _, ok := sh.counters.get(k); !ok {
 			sh.deleted[k] = struct{}{}
 		}
 		sh.mu.Unlock()
