@@ -27,6 +27,8 @@ import (
 // for concurrent use.
 type Registry interface {
 	// UserByPasskey returns the owner of passkey (32 lowercase hex chars).
+	// passkey may point into a reused buffer: it is valid only during the
+	// call, and an implementation that keeps it must copy it.
 	UserByPasskey(passkey string) (model.UserRef, bool)
 	// TorrentByHash returns the torrent announced under h. Both the v1 hash
 	// and the truncated v2 hash of a hybrid torrent map to the same

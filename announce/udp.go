@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"time"
+	"unsafe"
 )
 
 // BEP 15 wire constants.
@@ -34,14 +35,15 @@ const (
 	udpMaxURLData = 512
 )
 
-// Allocation budget of a UDP announce (BenchmarkUDPAnnounce): 1 allocation,
-// the passkey string handed to Registry.UserByPasskey. Buffers are per
-// worker; connection ids are computed on the stack.
+// Allocation budget of a UDP announce (BenchmarkUDPAnnounce): 0. Buffers
+// are per worker, the passkey handed to Registry.UserByPasskey is a view of
+// the worker's URL-data buffer, connection ids are computed on the stack.
 
 // udpState is one worker's reusable memory.
 type udpState struct {
 	in    [udpBufSize]byte
 	out   [udpBufSize]byte
+	url   [udpMaxURLData]byte
 	req   announceRequest
 	peers []Peer
 }
@@ -185,16 +187,17 @@ func (t *Tracker) udpAnnounce(st *udpState, pkt, tid []byte, from netip.AddrPort
 	} else {
 		req.numWant = min(int(nw), limit)
 	}
-	var url [udpMaxURLData]byte
-	n, ok := udpURLData(pkt[udpAnnounceLen:], url[:])
+	n, ok := udpURLData(pkt[udpAnnounceLen:], st.url[:])
 	if !ok {
 		return udpError(st, tid, "malformed announce: bad BEP 41 options")
 	}
-	pk, ok := passkeyFromURLData(url[:n])
+	pk, ok := passkeyFromURLData(st.url[:n])
 	if !ok {
 		return udpError(st, tid, "passkey missing: use the udp:// announce URL with your passkey from the site")
 	}
-	peers, c, err := t.announce(string(pk), req, st.peers[:0])
+	// The passkey is only read during the announce (Registry's contract),
+	// and st.url is not written before the next packet: no copy needed.
+	peers, c, err := t.announce(unsafe.String(&pk[0], len(pk)), req, st.peers[:0])
 	st.peers = peers
 	if err != nil {
 		return udpError(st, tid, err.Error())
