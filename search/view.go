@@ -3,12 +3,14 @@ package search
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/blugelabs/bluge"
+	"github.com/blugelabs/bluge/analysis/analyzer"
 	bsearch "github.com/blugelabs/bluge/search"
 
 	"github.com/seedbank/seedbank/model"
@@ -174,6 +176,20 @@ func (ix *Index) dropView() {
 	}
 }
 
+// queryAnalyzer splits query text into terms as bluge's text fields do.
+var queryAnalyzer = analyzer.NewStandardAnalyzer()
+
+// queryTerms returns the distinct analyzed terms of text.
+func queryTerms(text string) []string {
+	var out []string
+	for _, tok := range queryAnalyzer.Analyze([]byte(text)) {
+		if t := string(tok.Term); !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // docRef is what a view knows of one document number: the listing entry
 // and its row in the table when it was looked up.
 type docRef struct {
@@ -207,17 +223,26 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 		}
 	}
 
-	var q bluge.Query = bluge.NewMatchQuery(text).SetField(fAll).SetOperator(bluge.MatchQueryOperatorAnd)
+	terms := queryTerms(text)
+	if len(terms) == 0 {
+		return nil, nil
+	}
+	// One flat boolean query (bluge's MatchQuery nests a boolean searcher
+	// per field): every term must be in the text, and terms in the title
+	// or the accessions raise the score.
+	q := bluge.NewBooleanQuery()
+	for _, t := range terms {
+		q.AddMust(bluge.NewTermQuery(t).SetField(fAll))
+	}
 	if scored {
-		bq := bluge.NewBooleanQuery()
-		bq.AddMust(q)
-		bq.AddShould(bluge.NewMatchQuery(text).SetField(fTitle).SetBoost(3))
-		if strings.ContainsAny(text, "0123456789") {
-			// Every accession has a digit; without one the clause can
-			// match nothing, and skipping it saves a disjunction per match.
-			bq.AddShould(bluge.NewMatchQuery(text).SetField(fAccessions).SetBoost(3))
+		for _, t := range terms {
+			q.AddShould(bluge.NewTermQuery(t).SetField(fTitle).SetBoost(3))
+			if strings.ContainsAny(t, "0123456789") {
+				// Every accession has a digit, so only such a term can
+				// match one; skipping the others saves work per match.
+				q.AddShould(bluge.NewTermQuery(t).SetField(fAccessions).SetBoost(3))
+			}
 		}
-		q = bq
 	}
 	out := make([]textMatch, 0, 64)
 	var misses []textMatch // row holds the document number until resolved
