@@ -99,6 +99,9 @@ type counterRec struct {
 	recon              bool
 	reconUp, reconDown uint64
 	reconAt            int64
+	// restored: loaded from the queue at start and not touched since, so
+	// they may be another node's to count from (see offer.go).
+	restored bool
 }
 
 type sumKey struct {
@@ -170,7 +173,7 @@ func (a *accountant) account(r *report, now time.Time) (snatch bool) {
 	} else {
 		du, dd := delta(r.up, c.up), delta(r.down, c.down)
 		du, dd, badUp, badDown = a.plausible(du, dd, nowS-c.updated, r.torrent.TotalSize)
-		c.up, c.down, c.updated = r.up, r.down, nowS
+		c.up, c.down, c.updated, c.restored = r.up, r.down, nowS, false
 		if du|dd != 0 {
 			a.addLocked(sh, k, du, dd, 0)
 		}
@@ -280,7 +283,7 @@ func (a *accountant) importCounters(pc PeerCounters, totalSize int64) bool {
 		}
 		c.up, c.down = max(c.up, pc.Uploaded), max(c.down, pc.Downloaded)
 		c.completed = c.completed || pc.Completed
-		c.recon = false
+		c.recon, c.restored = false, false
 	case known && !c.handedOff && c.updated >= pc.Updated:
 		sh.mu.Unlock()
 		return false
@@ -357,6 +360,7 @@ func (a *accountant) expire(cut int64) []counterKey {
 
 // load installs a persisted counter at startup.
 func (a *accountant) load(k counterKey, c counterRec) {
+	c.restored = !c.handedOff
 	sh := a.shard(k.torrent)
 	sh.mu.Lock()
 	sh.counters.set(k, c, true, false)

@@ -17,14 +17,19 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zeebo/bencode"
 
 	"github.com/seedbank/seedbank/metainfo"
 )
@@ -107,6 +112,23 @@ func newBinCluster(t *testing.T, n int) *binCluster {
 		for _, nd := range c.nodes {
 			c.kill(nd)
 		}
+		// The nodes' logs: kept when SEEDBANK_E2E_LOGS names a folder,
+		// shown when the test failed.
+		for _, nd := range c.nodes {
+			if nd.out == nil {
+				continue
+			}
+			if dir := os.Getenv("SEEDBANK_E2E_LOGS"); dir != "" {
+				_ = os.WriteFile(filepath.Join(dir, nd.name+".log"), []byte(nd.out.String()), 0o644)
+			}
+			if t.Failed() {
+				s := nd.out.String()
+				if len(s) > 4000 {
+					s = s[len(s)-4000:]
+				}
+				t.Logf("%s log (tail):\n%s", nd.name, s)
+			}
+		}
 	})
 	for i := range c.nodes {
 		c.start(i)
@@ -121,7 +143,7 @@ func (c *binCluster) start(i int) {
 	nd := c.nodes[i]
 	args := []string{"serve", "--data", nd.dir, "--node-id", nd.name, "--institution", "Lab " + nd.name,
 		"--http", nd.site, "--tracker", nd.tracker, "--udp", nd.udp, "--cluster", nd.cluster, "--gossip", nd.goss,
-		"--cluster-key", c.key, "--stats-flush", "500ms", "--announce-interval", "5s", "--log-level", "warn"}
+		"--cluster-key", c.key, "--stats-flush", "500ms", "--announce-interval", "5s", "--log-level", "info"}
 	if i > 0 {
 		args = append(args, "--join", c.nodes[0].cluster)
 	}
@@ -268,6 +290,82 @@ func onlyTrackers(t *testing.T, torrent []byte, urls ...string) string {
 	return p
 }
 
+// trackerTiers rewrites a downloaded .torrent to announce to the given URLs
+// in order, one tier each, so the client tries them in that order.
+func trackerTiers(t *testing.T, torrent []byte, urls ...string) string {
+	t.Helper()
+	var top map[string]bencode.RawMessage
+	if err := bencode.DecodeBytes(torrent, &top); err != nil {
+		t.Fatal(err)
+	}
+	var tiers [][]string
+	for _, u := range urls {
+		tiers = append(tiers, []string{u})
+	}
+	var err error
+	if top["announce"], err = bencode.EncodeBytes(urls[0]); err != nil {
+		t.Fatal(err)
+	}
+	if top["announce-list"], err = bencode.EncodeBytes(tiers); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := bencode.EncodeBytes(top)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mustParse(t, raw).OriginalInfoHashV1 != mustParse(t, torrent).OriginalInfoHashV1 {
+		t.Fatal("rewriting the trackers changed the info hash")
+	}
+	p := filepath.Join(t.TempDir(), "tiers.torrent")
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// lastAnnounced returns the downloaded counter of the last announce in an
+// aria2 log (written with --log-level=info, which logs each request line).
+func lastAnnounced(t *testing.T, path string) uint64 {
+	t.Helper()
+	var last string
+	for _, line := range strings.Split(string(mustRead(t, path)), "\n") {
+		if strings.HasPrefix(line, "GET ") && strings.Contains(line, "/announce?") {
+			last = line
+		}
+	}
+	if last == "" {
+		t.Fatalf("no announce in %s", path)
+	}
+	target := strings.Fields(last)[1]
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatalf("announce line %q: %v", last, err)
+	}
+	down, err := strconv.ParseUint(u.Query().Get("downloaded"), 10, 64)
+	if err != nil {
+		t.Fatalf("announce line %q: %v", last, err)
+	}
+	return down
+}
+
+func mustParse(t *testing.T, raw []byte) *metainfo.Torrent {
+	t.Helper()
+	p, err := metainfo.Parse(raw, metainfo.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func step(t *testing.T, name string, start *time.Time) {
 	t.Logf("step %-58s %6.1fs", name, time.Since(*start).Seconds())
 	*start = time.Now()
@@ -406,11 +504,18 @@ func TestFederatedSharing(t *testing.T) {
 	// dies under it and the client fails over.
 	carol := c.newUser("carol")
 	ct := c.download(n3, carol, id)
-	failover := onlyTrackers(t, ct, announce(n2, ct), announce(n3, ct))
+	// Two tiers, not one: a client shuffles the URLs of a tier (BEP 12), and
+	// this step needs node 2 tried first.
+	failover := trackerTiers(t, ct, announce(n2, ct), announce(n3, ct))
 	out := t.TempDir()
+	logDir := os.Getenv("SEEDBANK_E2E_LOGS")
+	if logDir == "" {
+		logDir = t.TempDir()
+	}
 	leech := start(t, "aria2c", "--dir="+out, "--enable-dht=false", "--enable-peer-exchange=false", "--bt-enable-lpd=false",
 		"--seed-time=0", "--listen-port="+fmt.Sprint(freePort(t)), "--bt-tracker-interval=2", "--max-download-limit=2M",
-		"--bt-stop-timeout=120", "--console-log-level=warn", "--summary-interval=0", failover)
+		"--bt-stop-timeout=120", "--console-log-level=warn", "--summary-interval=0",
+		"--log="+filepath.Join(logDir, "carol-aria2.log"), "--log-level=info", failover)
 	time.Sleep(3 * time.Second)
 	c.kill(n2)
 	leechDone := make(chan error, 1)
@@ -426,21 +531,59 @@ func TestFederatedSharing(t *testing.T) {
 	if fileSHA(t, filepath.Join(out, name)) != sum {
 		t.Fatal("carol's copy differs")
 	}
+	// The client really failed over: it announced to node 2, then node 3.
+	ariaLog := filepath.Join(logDir, "carol-aria2.log")
+	reported := lastAnnounced(t, ariaLog)
+	for _, nd := range []*binNode{n2, n3} {
+		if !bytes.Contains(mustRead(t, ariaLog), []byte(nd.tracker)) {
+			t.Fatalf("carol's client never announced to %s (%s)", nd.name, nd.tracker)
+		}
+	}
+	// The survivors count her snatch and never more than she reported. The
+	// bytes between her last announce to node 2 and her first to node 3
+	// are known only to node 2's stats queue: node 2 offers them when it is
+	// back (step 6).
+	lastLog = time.Now()
 	waitFor(t, ctx, "carol's snatch on the surviving nodes", func() bool {
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			for _, nd := range []*binNode{n1, n3} {
+				sn, _ := c.dataset(nd, carol, id)
+				t.Logf("%s: carol %+v snatches %d", nd.name, c.me(nd, carol), sn)
+			}
+		}
 		for _, nd := range []*binNode{n1, n3} {
-			if sn, _ := c.dataset(nd, carol, id); sn != 3 || c.me(nd, carol).Downloaded < size {
+			if sn, _ := c.dataset(nd, carol, id); sn != 3 || c.me(nd, carol).Snatches != 1 {
 				return false
 			}
 		}
 		return true
 	})
+	for _, nd := range []*binNode{n1, n3} {
+		if got := c.me(nd, carol).Downloaded; got > reported {
+			t.Fatalf("%s counts %d bytes for carol, her client reported %d", nd.name, got, reported)
+		}
+	}
+	t.Logf("carol's client reported %d bytes; the survivors count %d before node 2 is back", reported, c.me(n1, carol).Downloaded)
 	step(t, "5. node 2 killed under a download; the client failed over", &at)
 
 	c.start(1)
 	c.waitReady(n2)
-	waitFor(t, ctx, "node 2 caught up", func() bool {
-		sn, _ := c.dataset(n2, carol, id)
-		return sn == 3 && c.me(n2, carol).Downloaded == c.me(n1, carol).Downloaded && c.me(n2, bob) == c.me(n1, bob)
+	lastLog = time.Now()
+	waitFor(t, ctx, "node 2 caught up and carol's stats exact on every node", func() bool {
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			for _, nd := range c.nodes {
+				t.Logf("%s: carol %+v", nd.name, c.me(nd, carol))
+			}
+		}
+		for _, nd := range c.nodes {
+			sn, _ := c.dataset(nd, carol, id)
+			if sn != 3 || c.me(nd, carol).Downloaded != reported || c.me(nd, bob) != c.me(n1, bob) {
+				return false
+			}
+		}
+		return true
 	})
 	// The dataset as node 2 serves it (the JSON behind its page).
 	var ds struct {

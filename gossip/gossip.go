@@ -240,11 +240,15 @@ type Stats struct {
 	HandoffsFailed uint64 // counter handoffs given up on
 	HandoffsIn     uint64 // counter handoffs applied
 	BadMessages    uint64 // messages that did not decode
+	OffersSent     uint64 // restored counters offered, counted per receiver
+	OffersTaken    uint64 // offered counters this node counted
+	OffersReleased uint64 // own restored counters another node took
 }
 
 type stats struct {
 	batchesSent, batchBytes, tcpBatches, digestsSent, fullSent, fullReceived,
 	syncRequests, handoffsSent, handoffsFailed, handoffsIn, badMessages atomic.Uint64
+	offersSent, offersTaken, offersReleased atomic.Uint64
 }
 
 // Gossip is one node's membership and peer replication. Its methods are
@@ -475,6 +479,7 @@ func (g *Gossip) Stats() Stats {
 		DigestsSent: s.digestsSent.Load(), FullSent: s.fullSent.Load(), FullReceived: s.fullReceived.Load(),
 		SyncRequests: s.syncRequests.Load(), HandoffsSent: s.handoffsSent.Load(), HandoffsFailed: s.handoffsFailed.Load(),
 		HandoffsIn: s.handoffsIn.Load(), BadMessages: s.badMessages.Load(),
+		OffersSent: s.offersSent.Load(), OffersTaken: s.offersTaken.Load(), OffersReleased: s.offersReleased.Load(),
 	}
 }
 

@@ -208,6 +208,7 @@ func (r *replica) handle(it inItem) {
 		if n := g.node(it.joined); n != nil {
 			_ = g.ml.SendBestEffort(n, r.digestMsg())
 		}
+		r.offerRestored(it.joined)
 		return
 	case it.left != "":
 		r.dropOrigin(it.left)
@@ -254,6 +255,12 @@ func (r *replica) handle(it inItem) {
 			g.peers.ImportPeerCounters(pc)
 			g.stats.handoffsIn.Add(1)
 		}
+		return
+	case msgOffer:
+		r.takeOffer(m.origin, m.handoffs)
+		return
+	case msgTaken:
+		r.release(m.handoffs)
 		return
 	}
 	if m.origin == r.self || !g.isAlive(m.origin) {

@@ -21,6 +21,8 @@ import (
 //	syncreq: type origin                                          (origin = requester)
 //	leave:   type origin                                          (origin is leaving)
 //	handoff: type origin n:uvarint counters*n
+//	offer:   type origin n:uvarint counters*n                     (restored after a crash)
+//	taken:   type origin n:uvarint counters*n                     (offered counters counted)
 //
 //	entry:    op:u8 swarm:20 peer:20 [put: flags:u8 at:uvarint [ip4:4 port:2] [ip6:16 port:2]]
 //	counters: user:u64 torrent:20 peer:20 up:u64 down:u64 completed:u8 updated:i64
@@ -34,7 +36,19 @@ const (
 	msgSyncReq byte = 4
 	msgHandoff byte = 5
 	msgLeave   byte = 6
+	msgOffer   byte = 7
+	msgTaken   byte = 8
 )
+
+// shortHeader reports whether messages of type typ have no incarnation and
+// sequence number.
+func shortHeader(typ byte) bool {
+	switch typ {
+	case msgSyncReq, msgHandoff, msgLeave, msgOffer, msgTaken:
+		return true
+	}
+	return false
+}
 
 const (
 	opPut    byte = 1
@@ -132,7 +146,7 @@ type header struct {
 func appendHeader(b []byte, h header) []byte {
 	b = append(b, h.typ, byte(len(h.origin)))
 	b = append(b, h.origin...)
-	if h.typ == msgSyncReq || h.typ == msgHandoff || h.typ == msgLeave {
+	if shortHeader(h.typ) {
 		return b
 	}
 	b = binary.BigEndian.AppendUint64(b, h.inc)
@@ -233,7 +247,7 @@ func (r *reader) header() header {
 	if v := r.take(n); v != nil {
 		h.origin = string(v)
 	}
-	if h.typ == msgSyncReq || h.typ == msgHandoff || h.typ == msgLeave {
+	if shortHeader(h.typ) {
 		return h
 	}
 	h.inc = r.u64()
@@ -317,7 +331,7 @@ type message struct {
 	changes  []change                // delta, full
 	count    uint64                  // digest
 	hash     uint64                  // digest
-	handoffs []announce.PeerCounters // handoff
+	handoffs []announce.PeerCounters // handoff, offer, taken
 }
 
 // decode parses one message. It never panics on hostile input.
@@ -336,7 +350,7 @@ func decode(b []byte) (message, error) {
 		m.count = r.uvarint()
 		m.hash = r.u64()
 	case msgSyncReq, msgLeave:
-	case msgHandoff:
+	case msgHandoff, msgOffer, msgTaken:
 		n := r.count(countersSize)
 		if r.err == nil {
 			m.handoffs = make([]announce.PeerCounters, n)

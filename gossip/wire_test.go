@@ -66,6 +66,14 @@ func TestWireRoundTrip(t *testing.T) {
 	if err != nil || m.origin != "n2" || len(m.handoffs) != 1 || m.handoffs[0] != pc {
 		t.Fatalf("handoff: %+v %v", m, err)
 	}
+	var r replica
+	r.self = "n4"
+	for _, typ := range []byte{msgOffer, msgTaken} {
+		m, err = decode(r.countersMsg(typ, []announce.PeerCounters{pc, pc}))
+		if err != nil || m.typ != typ || m.origin != "n4" || len(m.handoffs) != 2 || m.handoffs[1] != pc {
+			t.Fatalf("type %d: %+v %v", typ, m, err)
+		}
+	}
 
 	for _, typ := range []byte{msgSyncReq} {
 		m, err := decode(appendHeader(nil, header{typ: typ, origin: "n3"}))
