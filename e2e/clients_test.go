@@ -189,14 +189,17 @@ func seedWithTransmission(t *testing.T, torrent string, d dataset) *proc {
 		"-M", "-B", "-et", "-U", torrent)
 }
 
-func downloadWithAria2(t *testing.T, ctx context.Context, torrent string, d dataset) (string, *proc) {
+// downloadWithAria2 downloads torrent into a new folder; extra are more
+// aria2c options (such as --interface).
+func downloadWithAria2(t *testing.T, ctx context.Context, torrent string, d dataset, extra ...string) (string, *proc) {
 	t.Helper()
 	need(t, "aria2c")
 	out := t.TempDir()
-	p := start(t, "aria2c", "--dir="+out, "--enable-dht=false", "--enable-dht6=false", "--enable-peer-exchange=false",
-		"--bt-enable-lpd=false", "--seed-time=0", "--listen-port="+fmt.Sprint(freePort(t)),
+	args := []string{"--dir=" + out, "--enable-dht=false", "--enable-dht6=false", "--enable-peer-exchange=false",
+		"--bt-enable-lpd=false", "--seed-time=0", "--listen-port=" + fmt.Sprint(freePort(t)),
 		"--bt-tracker-interval=2", "--bt-stop-timeout=120", "--summary-interval=0",
-		"--console-log-level=warn", "--check-integrity=true", torrent)
+		"--console-log-level=warn", "--check-integrity=true"}
+	p := start(t, "aria2c", append(append(args, extra...), torrent)...)
 	done := make(chan error, 1)
 	go func() { done <- p.cmd.Wait() }()
 	select {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -92,6 +93,32 @@ func (l *lockedBuffer) String() string {
 
 func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", freePort(t)) }
 
+// freeTCPUDPAddr is a port free for both TCP and UDP (memberlist uses both).
+func freeTCPUDPAddr(t *testing.T) string {
+	t.Helper()
+	for range 100 {
+		addr := freeAddr(t)
+		if c, err := net.ListenPacket("udp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return ""
+}
+
+// freeUDPAddr is freeAddr for a UDP listener (the kernel's free TCP and UDP
+// ports differ).
+func freeUDPAddr(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
 type binCluster struct {
 	t     *testing.T
 	key   string
@@ -105,7 +132,7 @@ func newBinCluster(t *testing.T, n int) *binCluster {
 	for i := 0; i < n; i++ {
 		c.nodes = append(c.nodes, &binNode{
 			name: fmt.Sprintf("node%d", i+1), dir: filepath.Join(t.TempDir(), "data"),
-			site: freeAddr(t), tracker: freeAddr(t), udp: freeAddr(t), cluster: freeAddr(t), goss: freeAddr(t),
+			site: freeAddr(t), tracker: freeAddr(t), udp: freeUDPAddr(t), cluster: freeAddr(t), goss: freeTCPUDPAddr(t),
 		})
 	}
 	t.Cleanup(func() {
@@ -428,21 +455,21 @@ func TestFederatedSharing(t *testing.T) {
 		rest := passkeyFrom[i:]
 		return string(rest[:bytes.Index(rest, []byte("/announce"))+len("/announce")])
 	}
-	// aria2 seeds here: a Transmission seeder takes only one leecher from
-	// 127.0.0.1 and stalls the next (measured; see the note on the
-	// federation issue), and this test needs three in a row.
-	seeder := start(t, "aria2c", "--dir="+dir, "--enable-dht=false", "--enable-dht6=false", "--enable-peer-exchange=false",
-		"--bt-enable-lpd=false", "--seed-ratio=0.0", "--check-integrity=true", "--listen-port="+fmt.Sprint(freePort(t)),
-		"--bt-tracker-interval=2", "--console-log-level=warn", "--summary-interval=0", onlyTrackers(t, full, announce(n1, full)))
+	// Transmission seeds. It keeps one connection per peer address (its
+	// peers are keyed by IP), so each leecher below gets an address of its
+	// own in 127.0.0.0/8, as if it ran on another host: qBittorrent
+	// 127.0.0.1, bob's aria2 127.0.0.3, carol's aria2 127.0.0.4.
+	seeder := start(t, "transmission-cli", "-g", t.TempDir(), "-w", dir, "-p", fmt.Sprint(freePort(t)),
+		"-M", "-B", "-et", "-U", onlyTrackers(t, full, announce(n1, full)))
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	waitFor(t, ctx, "the seeder on node 1", func() bool { _, s := c.dataset(n1, alice, id); return s >= 1 })
-	step(t, "2. alice seeds with aria2 through node 1 only", &at)
+	step(t, "2. alice seeds with transmission-cli through node 1 only", &at)
 
 	bobTorrent := c.download(n2, bob, id)
 	pinned := onlyTrackers(t, bobTorrent, announce(n2, bobTorrent))
 	waitFor(t, ctx, "the seeder gossiped to node 2", func() bool { _, s := c.dataset(n2, bob, id); return s >= 1 })
-	q := startQbit(t)
+	q := startQbit(t, "")
 	q.add(pinned)
 	qctx, qcancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer qcancel()
@@ -453,7 +480,7 @@ func TestFederatedSharing(t *testing.T) {
 	// qBittorrent keeps seeding while aria2 downloads: the second copy
 	// comes from the swarm (alice or bob's own qBittorrent).
 	step(t, "3. bob downloads with qbittorrent through node 2 only", &at)
-	got, _ := downloadWithAria2(t, ctx, pinned, dataset{name: name})
+	got, _ := downloadWithAria2(t, ctx, pinned, dataset{name: name}, "--interface=127.0.0.3")
 	if fileSHA(t, got) != sum {
 		t.Fatal("aria2's copy differs")
 	}
@@ -515,7 +542,7 @@ func TestFederatedSharing(t *testing.T) {
 	leech := start(t, "aria2c", "--dir="+out, "--enable-dht=false", "--enable-peer-exchange=false", "--bt-enable-lpd=false",
 		"--seed-time=0", "--listen-port="+fmt.Sprint(freePort(t)), "--bt-tracker-interval=2", "--max-download-limit=2M",
 		"--bt-stop-timeout=120", "--console-log-level=warn", "--summary-interval=0",
-		"--log="+filepath.Join(logDir, "carol-aria2.log"), "--log-level=info", failover)
+		"--log="+filepath.Join(logDir, "carol-aria2.log"), "--log-level=info", "--interface=127.0.0.4", failover)
 	time.Sleep(3 * time.Second)
 	c.kill(n2)
 	leechDone := make(chan error, 1)

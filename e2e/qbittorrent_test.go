@@ -28,7 +28,9 @@ type qbit struct {
 // startQbit writes a profile with what CLIENTS.md says libtorrent needs on
 // loopback (SSRF mitigation off, so a passkey path is allowed on localhost;
 // several connections per IP, since every peer is 127.0.0.1) and starts it.
-func startQbit(t *testing.T) *qbit {
+// A non-empty addr (a 127.x address) is the one address it listens,
+// announces and is listed at, as if it were another host.
+func startQbit(t *testing.T, addr string) *qbit {
 	t.Helper()
 	need(t, "qbittorrent-nox")
 	profile := t.TempDir()
@@ -47,6 +49,7 @@ Session\Port=%d
 Session\DefaultSavePath=%s
 Session\AnonymousModeEnabled=false
 Session\QueueingSystemEnabled=false
+Session\InterfaceAddress=%s
 
 [Preferences]
 WebUI\Port=%d
@@ -57,7 +60,7 @@ WebUI\HostHeaderValidation=false
 Connection\UPnP=false
 Downloads\SavePath=%s
 General\Locale=en
-`, btPort, save, webPort, save)
+`, btPort, save, addr, webPort, save)
 	dir := filepath.Join(profile, "qBittorrent", "config")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
@@ -179,7 +182,7 @@ func TestTransmissionSeedsQbittorrentDownloads(t *testing.T) {
 		st, ok := n.Tracker().SwarmStats(d.sanitized.ID)
 		return ok && st.Seeders >= 1
 	})
-	q := startQbit(t)
+	q := startQbit(t, "")
 	t0 := time.Now()
 	q.add(torrentFor(t, d, carol, n.AnnounceURL()))
 	q.waitComplete(ctx)
