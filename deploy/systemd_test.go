@@ -114,7 +114,8 @@ const envHeader = `# /etc/seedbank/seedbank.env: options of the seedbank systemd
 #   SEEDBANK_GOSSIP=0.0.0.0:7946   SEEDBANK_GOSSIP_ADVERTISE=<this host's IP>:7946
 #   SEEDBANK_INSTITUTION=...   SEEDBANK_SMTP_HOST=...   SEEDBANK_SMTP_FROM=...
 # and, on a node that joins an existing cluster (first start only):
-#   SEEDBANK_JOIN=<member IP>:7000   SEEDBANK_CLUSTER_KEY=<key from a member's cluster.key>
+#   SEEDBANK_JOIN=<member IP>:7000   SEEDBANK_JOIN_SECRET=<from an admin's Cluster page>
+#   (or SEEDBANK_CLUSTER_KEY=<key from a member's cluster.key> instead of the join secret)
 #
 # SEEDBANK_DATA is fixed by the unit (--data /var/lib/seedbank wins over it).
 # The format is systemd's EnvironmentFile=: no "export", no shell expansion;

@@ -61,6 +61,17 @@ type Meta struct {
 	SiteURL     string `json:"site,omitempty"`
 	AnnounceURL string `json:"announce,omitempty"`
 	Institution string `json:"inst,omitempty"`
+	Version     string `json:"v,omitempty"`
+	// Status is refreshed every Config.StatusInterval.
+	Status Status `json:"st"`
+}
+
+// Status is a node's live state as it reports it in its metadata, for the
+// admin Cluster page.
+type Status struct {
+	RaftState string `json:"raft,omitempty"` // Leader, Follower, Candidate, Shutdown
+	Applied   uint64 `json:"applied,omitempty"`
+	Peers     int    `json:"peers,omitempty"` // peers held, local and gossiped
 }
 
 // Peers is the local tracker's peer table as gossip needs it;
@@ -152,6 +163,11 @@ type Config struct {
 	// long after it died. Default 10s.
 	DeadNodeReclaimTime time.Duration
 
+	// Status, when set, is called to fill Meta.Status; the node's metadata
+	// is sent again every StatusInterval (default 5s).
+	Status         func() Status
+	StatusInterval time.Duration
+
 	// WrapTransport, when set, wraps memberlist's network transport; tests
 	// use it to inject partitions and count bytes.
 	WrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
@@ -173,6 +189,7 @@ func (c *Config) withDefaults() {
 	def(&c.GossipInterval, 100*time.Millisecond)
 	def(&c.TCPTimeout, 5*time.Second)
 	def(&c.DeadNodeReclaimTime, 10*time.Second)
+	def(&c.StatusInterval, 5*time.Second)
 	if c.SuspicionMult <= 0 {
 		c.SuspicionMult = 4
 	}
@@ -223,6 +240,9 @@ type Member struct {
 	State State
 	// Since is when this node saw State begin.
 	Since time.Time
+	// Updated is when this node last heard the member's metadata (its
+	// status is refreshed every StatusInterval): its last contact.
+	Updated time.Time
 
 	leaving bool // it said it is leaving
 }
@@ -347,6 +367,10 @@ func New(cfg Config) (*Gossip, error) {
 		return true
 	})
 	go g.loop()
+	if cfg.Status != nil {
+		g.sendWG.Add(1)
+		go g.refreshStatus()
+	}
 	g.log.Info("gossip started", "addr", g.Addr())
 	return g, nil
 }
@@ -542,10 +566,35 @@ func (g *Gossip) enqueue(it inItem) {
 type delegate struct{ g *Gossip }
 
 func (d delegate) NodeMeta(limit int) []byte {
+	if f := d.g.cfg.Status; f != nil {
+		m := d.g.cfg.Meta
+		m.Status = f()
+		if b, err := json.Marshal(m); err == nil && len(b) <= limit {
+			return b
+		}
+	}
 	if len(d.g.meta) > limit {
 		return nil
 	}
 	return d.g.meta
+}
+
+// refreshStatus sends this node's metadata, with its current Status, every
+// StatusInterval.
+func (g *Gossip) refreshStatus() {
+	defer g.sendWG.Done()
+	t := time.NewTicker(g.cfg.StatusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+			if err := g.ml.UpdateNode(g.cfg.TCPTimeout); err != nil {
+				g.log.Debug("refresh node status", "err", err)
+			}
+		}
+	}
 }
 
 func (d delegate) NotifyMsg(b []byte) {
@@ -592,7 +641,7 @@ func (e events) NotifyLeave(n *memberlist.Node) {
 func (e events) NotifyUpdate(n *memberlist.Node) { e.g.setMember(n, StateAlive) }
 
 func (g *Gossip) setMember(n *memberlist.Node, st State) {
-	m := Member{Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: st, Since: time.Now()}
+	m := Member{Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: st, Since: time.Now(), Updated: time.Now()}
 	if err := json.Unmarshal(n.Meta, &m.Meta); err != nil || m.NodeID == "" {
 		m.NodeID = n.Name
 	}
@@ -605,6 +654,9 @@ func (g *Gossip) setMember(n *memberlist.Node, st State) {
 		}
 		if old.State == st {
 			m.Since = old.Since
+		}
+		if st != StateAlive {
+			m.Updated = old.Updated // no contact since
 		}
 		m.leaving = old.leaving && st != StateAlive
 	}

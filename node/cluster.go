@@ -79,8 +79,10 @@ func (n *Node) startGossip(clusterKey []byte) error {
 			SiteURL:     n.SiteURL(),
 			AnnounceURL: n.AnnounceURL(),
 			Institution: n.cfg.Institution,
+			Version:     Version,
 		},
 		Peers:  gossip.TrackerPeers(n.tracker),
+		Status: n.gossipStatus,
 		Logger: n.log,
 	}
 	if h := n.hooks(); h.Gossip != nil {

@@ -74,6 +74,7 @@ func (c *testCluster) config(id string) Config {
 			g.GossipInterval = 50 * time.Millisecond
 			g.TCPTimeout = time.Second
 			g.DeadNodeReclaimTime = time.Second
+			g.StatusInterval = 200 * time.Millisecond
 		},
 	}
 	return cfg
@@ -170,15 +171,6 @@ func (c *testCluster) waitConverged(size int) {
 		}
 		return true
 	})
-}
-
-func (c *testCluster) leader() *Node {
-	for _, n := range c.live() {
-		if n.Store().IsLeader() {
-			return n
-		}
-	}
-	return nil
 }
 
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {

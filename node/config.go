@@ -50,7 +50,8 @@ type Config struct {
 	StatsFlush       time.Duration `flag:"stats-flush" help:"how often accumulated ratio stats are committed to the cluster"`
 
 	Join       []string `flag:"join" help:"comma-separated cluster addresses of existing members to join (first start only)"`
-	ClusterKey string   `flag:"cluster-key" help:"base64 cluster key; made at bootstrap and printed once; required to join"`
+	ClusterKey string   `flag:"cluster-key" help:"base64 cluster key; made at bootstrap and kept in <data>/cluster.key; to join, give it or --join-secret"`
+	JoinSecret string   `flag:"join-secret" help:"join secret (made at bootstrap, shown to admins on the Cluster page, rotatable): with --join, fetches the cluster key from a member on first start"`
 
 	Gossip          string        `flag:"gossip" help:"listen address of gossip (membership and peer replication, UDP and TCP on one port, encrypted with the cluster key); empty: the cluster host with port 7946, or a kernel-chosen port when the cluster port is 0"`
 	GossipAdvertise string        `flag:"gossip-advertise" help:"gossip address other nodes reach; defaults to the host of --advertise with the bound gossip port; required when --gossip binds 0.0.0.0 without --advertise"`

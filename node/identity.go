@@ -108,7 +108,7 @@ func loadClusterKey(dir, given string, joining bool) (key []byte, created bool, 
 	}
 	if given == "" {
 		if joining {
-			return nil, false, errors.New("joining a cluster needs its key: pass --cluster-key (or SEEDBANK_CLUSTER_KEY); an admin finds it in <data>/cluster.key on any member")
+			return nil, false, errors.New("joining a cluster needs its join secret (--join-secret, shown to admins on the site's Cluster page) or its key (--cluster-key, in <data>/cluster.key on any member)")
 		}
 		k := make([]byte, 32)
 		if _, err := rand.Read(k); err != nil {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,9 @@ type Node struct {
 	// NewClusterKey is set when this start created the cluster key, so the
 	// caller can print it once.
 	NewClusterKey string
+	// NewJoinSecret is set when this start bootstrapped the cluster and made
+	// its join secret, so the caller can print it once.
+	NewJoinSecret string
 }
 
 // Start opens the data dir, starts raft and the listeners, and returns once
@@ -66,7 +70,15 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, created, err := loadClusterKey(cfg.DataDir, cfg.ClusterKey, len(cfg.Join) > 0)
+	given := cfg.ClusterKey
+	if given == "" && cfg.JoinSecret != "" && len(cfg.Join) > 0 && !fileExists(filepath.Join(cfg.DataDir, "cluster.key")) {
+		k, err := fetchClusterKey(ctx, cfg.Join, cfg.JoinSecret, log)
+		if err != nil {
+			return nil, err
+		}
+		given = base64.StdEncoding.EncodeToString(k)
+	}
+	key, created, err := loadClusterKey(cfg.DataDir, given, len(cfg.Join) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +134,43 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		n.search.Close()
 		return nil, err
 	}
+	if created {
+		// A new cluster: make its join secret now, so it can be printed
+		// with the key.
+		if err := n.store.WaitForLeader(ctx); err != nil {
+			n.Close()
+			return nil, fmt.Errorf("new cluster elects no leader: %w", err)
+		}
+		secret, made, err := n.store.EnsureJoinSecret(ctx)
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("make the join secret: %w", err)
+		}
+		if made {
+			n.NewJoinSecret = secret
+		}
+	}
 	return n, nil
+}
+
+// fetchClusterKey asks the members at addrs for the cluster key, proving
+// the join secret; the first that answers wins.
+func fetchClusterKey(ctx context.Context, addrs []string, secret string, log *slog.Logger) ([]byte, error) {
+	var errs []error
+	for _, a := range addrs {
+		k, err := raftstore.FetchClusterKey(ctx, a, secret)
+		if err == nil {
+			log.Info("fetched the cluster key with the join secret", "from", a)
+			return k, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", a, err))
+	}
+	return nil, fmt.Errorf("fetch the cluster key with --join-secret: %w", errors.Join(errs...))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // listen binds every listener first, so ports chosen by the kernel (":0")
@@ -196,6 +244,7 @@ func (n *Node) startServices(clusterKey []byte) error {
 			Host: cfg.SMTPHost, Port: int(cfg.SMTPPort), From: cfg.SMTPFrom,
 			Username: cfg.SMTPUser, Password: cfg.SMTPPassword,
 		},
+		Cluster: clusterView{n},
 		StoreErrors: web.StoreErrors{
 			NotFound:      raftstore.ErrNotFound,
 			UsernameTaken: raftstore.ErrUsernameTaken,

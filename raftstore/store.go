@@ -208,6 +208,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.mux.forward = s.serveForward
 	s.mux.backup = s.serveBackup
+	s.mux.joinSecret = s.JoinSecret
 	s.rpc = &rpcClient{mux: s.mux, timeout: cfg.ApplyTimeout + 5*time.Second}
 	go s.mux.serve()
 	cleanup = append(cleanup, func() { s.mux.close() })

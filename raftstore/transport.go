@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -34,6 +35,9 @@ const (
 	streamRaft    byte = 'R'
 	streamForward byte = 'F'
 	streamBackup  byte = 'B'
+	// streamJoin is authenticated with the join secret instead of the
+	// cluster key; the server answers with the cluster key and closes.
+	streamJoin byte = 'J'
 )
 
 const (
@@ -43,6 +47,10 @@ const (
 
 // ErrClusterAuth means the peer does not hold the cluster key.
 var ErrClusterAuth = errors.New("cluster authentication failed (wrong or missing cluster key)")
+
+// ErrJoinSecret means a join secret was refused: wrong, rotated, or the
+// cluster has none yet.
+var ErrJoinSecret = errors.New("join secret refused (wrong or rotated; an admin finds the current one on the site's Cluster page)")
 
 // clusterMux accepts authenticated cluster connections and hands raft
 // streams to the raft transport and forward streams to the forward handler.
@@ -58,6 +66,8 @@ type clusterMux struct {
 	raftConns chan net.Conn
 	forward   func(net.Conn)
 	backup    func(net.Conn)
+	// joinSecret returns the current join secret, "" when there is none.
+	joinSecret func() string
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -140,6 +150,17 @@ func (m *clusterMux) handle(raw net.Conn) {
 			return
 		}
 		m.backup(c)
+	case streamJoin:
+		// The joiner proved the join secret: hand it the cluster key.
+		_ = raw.SetDeadline(time.Now().Add(authTimeout))
+		var b []byte
+		b = binary.BigEndian.AppendUint16(b, uint16(len(m.key)))
+		if _, err := c.Write(append(b, m.key...)); err != nil {
+			m.log.Warn("send cluster key to joining node", "remote", raw.RemoteAddr().String(), "err", err)
+		} else {
+			m.log.Info("gave the cluster key to a node holding the join secret", "remote", raw.RemoteAddr().String())
+		}
+		c.Close()
 	case streamForward:
 		if m.forward == nil {
 			c.Close()
@@ -151,20 +172,27 @@ func (m *clusterMux) handle(raw net.Conn) {
 	}
 }
 
-func (m *clusterMux) mac(c *tls.Conn, role string) ([]byte, error) {
+func macWith(c *tls.Conn, key []byte, role string) ([]byte, error) {
 	st := c.ConnectionState()
 	ekm, err := st.ExportKeyingMaterial(authLabel, nil, 32)
 	if err != nil {
 		return nil, fmt.Errorf("export keying material: %w", err)
 	}
-	h := hmac.New(sha256.New, m.key)
+	h := hmac.New(sha256.New, key)
 	h.Write([]byte(role))
 	h.Write(ekm)
 	return h.Sum(nil), nil
 }
 
+// joinKey derives the MAC key of a join stream from the join secret.
+func joinKey(secret string) []byte {
+	k := sha256.Sum256([]byte("seedbank join secret v1\x00" + secret))
+	return k[:]
+}
+
 // serverAuth checks the client's proof first, so a client without the key
-// learns nothing, then sends its own and reads the stream kind.
+// learns nothing, then sends its own and reads the stream kind. A join
+// stream proves the join secret instead of the cluster key.
 func (m *clusterMux) serverAuth(c *tls.Conn) (byte, error) {
 	if err := c.Handshake(); err != nil {
 		return 0, fmt.Errorf("tls handshake: %w", err)
@@ -173,14 +201,28 @@ func (m *clusterMux) serverAuth(c *tls.Conn) (byte, error) {
 	if _, err := io.ReadFull(c, buf[:]); err != nil {
 		return 0, fmt.Errorf("read client proof: %w", err)
 	}
-	want, err := m.mac(c, "client")
+	key := m.key
+	if buf[32] == streamJoin {
+		secret := ""
+		if m.joinSecret != nil {
+			secret = m.joinSecret()
+		}
+		if secret == "" {
+			return 0, ErrJoinSecret
+		}
+		key = joinKey(secret)
+	}
+	want, err := macWith(c, key, "client")
 	if err != nil {
 		return 0, err
 	}
 	if !hmac.Equal(buf[:32], want) {
+		if buf[32] == streamJoin {
+			return 0, ErrJoinSecret
+		}
 		return 0, ErrClusterAuth
 	}
-	mine, err := m.mac(c, "server")
+	mine, err := macWith(c, key, "server")
 	if err != nil {
 		return 0, err
 	}
@@ -192,6 +234,12 @@ func (m *clusterMux) serverAuth(c *tls.Conn) (byte, error) {
 
 // dial opens an authenticated stream of the given kind to addr.
 func (m *clusterMux) dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+	return m.dialKey(ctx, addr, kind, m.key, ErrClusterAuth)
+}
+
+// dialKey opens a stream to addr proving key; authErr is the error when
+// the server refuses or cannot prove the same key.
+func (m *clusterMux) dialKey(ctx context.Context, addr string, kind byte, key []byte, authErr error) (net.Conn, error) {
 	dialTCP := m.dialTCP
 	if dialTCP == nil {
 		var d net.Dialer
@@ -211,7 +259,7 @@ func (m *clusterMux) dial(ctx context.Context, addr string, kind byte) (net.Conn
 		raw.Close()
 		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
 	}
-	mine, err := m.mac(c, "client")
+	mine, err := macWith(c, key, "client")
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -223,16 +271,16 @@ func (m *clusterMux) dial(ctx context.Context, addr string, kind byte) (net.Conn
 	var proof [32]byte
 	if _, err := io.ReadFull(c, proof[:]); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("auth with %s: %w", addr, ErrClusterAuth)
+		return nil, fmt.Errorf("auth with %s: %w", addr, authErr)
 	}
-	want, err := m.mac(c, "server")
+	want, err := macWith(c, key, "server")
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	if !hmac.Equal(proof[:], want) {
 		c.Close()
-		return nil, fmt.Errorf("server %s: %w", addr, ErrClusterAuth)
+		return nil, fmt.Errorf("server %s: %w", addr, authErr)
 	}
 	_ = raw.SetDeadline(time.Time{})
 	return c, nil

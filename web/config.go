@@ -49,6 +49,8 @@ type Config struct {
 	// TrustProxyHeaders makes the client address come from X-Forwarded-For
 	// (set it only behind a proxy that overwrites that header).
 	TrustProxyHeaders bool
+	// Cluster, when set, feeds the admin Cluster page (nodes, join secret).
+	Cluster Cluster
 	// StoreErrors are the store's sentinel errors the site branches on.
 	StoreErrors StoreErrors
 	// Now returns the current time; tests may replace it.

@@ -74,6 +74,7 @@ var funcs = template.FuncMap{
 		return d
 	},
 	"hint":  func(d fieldData, hint string) fieldData { d.Hint = hint; return d },
+	"ago":   ago,
 	"bytes": formatBytes,
 	"date": func(ms int64) string {
 		return time.UnixMilli(ms).UTC().Format("2 Jan 2006")
@@ -125,6 +126,7 @@ var notices = map[string]string{
 	"revoked":          "Invite revoked.",
 	"user":             "User updated.",
 	"whitelist":        "Client whitelist updated.",
+	"join-secret":      "Join secret rotated: the old one no longer works.",
 	"settings":         "Settings saved.",
 	"token-revoked":    "API token revoked.",
 }

@@ -165,6 +165,8 @@ func (s *Server) routes() {
 	p.Handle("/admin/settings", s.require(RightEditSettings, s.settingsPage)).Methods(get)
 	p.Handle("/admin/settings", s.require(RightEditSettings, s.settingsSave)).Methods(post)
 	p.Handle("/admin/audit", s.require(RightViewAudit, s.auditPage)).Methods(get)
+	p.Handle("/admin/cluster", s.require(RightEditSettings, s.clusterPage)).Methods(get)
+	p.Handle("/admin/cluster/join-secret", s.require(RightEditSettings, s.rotateJoinSecret)).Methods(post)
 
 	s.catalogRoutes(p)
 	me.HandleFunc("/rss", s.rssCreate).Methods(post)

@@ -34,6 +34,7 @@ Run 'seedbank serve --help' for every option.
 `
 
 func main() {
+	node.Version = version
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -93,7 +94,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if n.NewClusterKey != "" {
-		fmt.Fprintf(stdout, "New cluster created. Its key (needed to join more nodes; also kept in %s/cluster.key):\n  %s\n", cfg.DataDir, n.NewClusterKey)
+		fmt.Fprintf(stdout, "New cluster created. Its key (also kept in %s/cluster.key):\n  %s\n", cfg.DataDir, n.NewClusterKey)
+	}
+	if n.NewJoinSecret != "" {
+		fmt.Fprintf(stdout, "Join secret (shown once here; admins see and rotate it on the site's Cluster page):\n  %s\nAnother node joins with: seedbank serve --join %s --join-secret <secret>\n", n.NewJoinSecret, n.ClusterAddr())
 	}
 	fmt.Fprintf(stdout, "seedbank node %s is up\n  site:     %s\n  announce: %s/<passkey>/announce\n  cluster:  %s\n  gossip:   %s\n  health:   %s/healthz  %s/readyz  %s/metrics\n",
 		n.ID(), n.SiteURL(), n.AnnounceURL(), n.ClusterAddr(), n.GossipAddr(), n.SiteURL(), n.SiteURL(), n.SiteURL())
