@@ -18,12 +18,13 @@ func (a *accountant) restoredCounters() []PeerCounters {
 	for i := range a.shards {
 		sh := &a.shards[i]
 		sh.mu.Lock()
-		for k, c := range sh.counters {
+		sh.counters.each(func(k counterKey, c counterRec) bool {
 			if c.restored && !c.handedOff {
 				out = append(out, PeerCounters{UserID: k.user, Torrent: k.torrent, PeerID: k.peer,
 					Uploaded: c.up, Downloaded: c.down, Completed: c.completed, Updated: c.updated})
 			}
-		}
+			return true
+		})
 		sh.mu.Unlock()
 	}
 	return out
@@ -35,7 +36,7 @@ func (a *accountant) offer(pc PeerCounters, totalSize int64) bool {
 	k := counterKey{pc.UserID, pc.Torrent, pc.PeerID}
 	sh := a.shard(pc.Torrent)
 	sh.mu.Lock()
-	c, ok := sh.counters[k]
+	c, ok := sh.counters.get(k)
 	if !ok || c.handedOff || !c.recon {
 		sh.mu.Unlock()
 		return false
@@ -49,8 +50,7 @@ func (a *accountant) offer(pc PeerCounters, totalSize int64) bool {
 	c.up, c.down = max(c.up, pc.Uploaded), max(c.down, pc.Downloaded)
 	c.completed = c.completed || pc.Completed
 	c.recon, c.restored = false, false
-	sh.counters[k] = c
-	sh.dirty[k] = struct{}{}
+	sh.counters.set(k, c, false, true)
 	sh.mu.Unlock()
 	if badUp != 0 || badDown != 0 {
 		a.logJump(k, badUp, badDown, totalSize)
@@ -65,13 +65,12 @@ func (a *accountant) release(pc PeerCounters) bool {
 	sh := a.shard(pc.Torrent)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	c, ok := sh.counters[k]
+	c, ok := sh.counters.get(k)
 	if !ok || !c.restored || c.handedOff {
 		return false
 	}
 	c.handedOff, c.recon, c.restored = true, false, false
-	sh.counters[k] = c
-	sh.dirty[k] = struct{}{}
+	sh.counters.set(k, c, false, true)
 	return true
 }
 
