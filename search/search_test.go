@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/blugelabs/bluge"
+
 	"github.com/seedbank/seedbank/biometa"
 	"github.com/seedbank/seedbank/model"
 )
@@ -759,4 +761,91 @@ func TestSearchWhileIndexing(t *testing.T) {
 	if total, _ := bruteFacets(src, "drought", nil); res.Total != total {
 		t.Fatalf("total %d, brute force %d", res.Total, total)
 	}
+}
+
+// TestViewRefresh: searches share a view until a write; the worker then
+// installs a warmed view of the new generation; an old view is replaced
+// once (for bluge's merges) and then kept until the next write; a view
+// stays usable by the search holding it after it is replaced.
+func TestViewRefresh(t *testing.T) {
+	t.Parallel()
+	ix, src := openFilled(t, 300, t.TempDir())
+	ctx := context.Background()
+	current := func() *view {
+		ix.viewMu.Lock()
+		defer ix.viewMu.Unlock()
+		return ix.view
+	}
+	ix.refreshView()
+	v1 := current()
+	if v1 == nil || !v1.warm || v1.gen != ix.gen.Load() {
+		t.Fatalf("no warmed view of the current generation: %+v", v1)
+	}
+	v1.mu.RLock()
+	cached := 0
+	for _, d := range v1.docs {
+		if d.k != nil {
+			cached++
+		}
+	}
+	v1.mu.RUnlock()
+	if cached != 300 {
+		t.Fatalf("warmed view caches %d documents, want 300", cached)
+	}
+	ix.refreshView()
+	if current() != v1 {
+		t.Fatal("a fresh view was replaced")
+	}
+	held, err := ix.acquire()
+	must(t, err)
+	if held != v1 {
+		t.Fatal("acquire made a new view")
+	}
+
+	// Old: replaced once, then settled.
+	ix.viewMu.Lock()
+	v1.born = v1.born.Add(-2 * viewMaxAge)
+	ix.viewMu.Unlock()
+	ix.refreshView()
+	v2 := current()
+	if v2 == v1 || !v2.settled {
+		t.Fatalf("an old view was not replaced by a settled one")
+	}
+	ix.viewMu.Lock()
+	v2.born = v2.born.Add(-2 * viewMaxAge)
+	ix.viewMu.Unlock()
+	ix.refreshView()
+	if current() != v2 {
+		t.Fatal("a settled view was replaced without a write")
+	}
+
+	// A write: the worker installs a view of the new generation.
+	tor := genTorrent(7)
+	tor.Metadata["title"] = "zebrafish heart regeneration"
+	src.put(tor)
+	ix.Follow(900, "update_torrent", []model.InfoHash{tor.ID})
+	sync1(t, ix)
+	res, err := ix.Search(ctx, Query{Text: "zebrafish"})
+	must(t, err)
+	if res.Total != 1 || res.Hits[0].ID != tor.ID {
+		t.Fatalf("after the write: %+v", res)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if v := current(); v != nil && v.warm && v.gen == ix.gen.Load() && v != v2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the worker did not install a warmed view after the write")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// The view held since before still answers (its snapshot is older).
+	var n int
+	must(t, held.visit(ctx, bluge.NewMatchAllQuery(), false, func(uint64, float64, func() (model.InfoHash, bool)) { n++ }))
+	if n != 300 {
+		t.Fatalf("held view sees %d documents", n)
+	}
+	held.release()
 }
