@@ -448,6 +448,7 @@ func (n *Node) readyz(w http.ResponseWriter, r *http.Request) {
 		"ready":         ok,
 		"reason":        why,
 		"node_id":       n.id,
+		"version":       Version,
 		"raft_state":    n.store.State(),
 		"leader":        leader,
 		"applied_index": n.store.AppliedIndex(),

@@ -275,6 +275,9 @@ func responseError(resp forwardResponse) error {
 		return nil
 	}
 	if e, ok := applyErrors[resp.Code]; ok {
+		if resp.Err != e.Error() {
+			return remoteError{msg: resp.Err, is: e} // keep the leader's detail
+		}
 		return e
 	}
 	if resp.Retry {
@@ -285,3 +288,12 @@ func responseError(resp forwardResponse) error {
 	}
 	return errors.New(resp.Err)
 }
+
+// remoteError is an error from another node: its text, matching a sentinel.
+type remoteError struct {
+	msg string
+	is  error
+}
+
+func (e remoteError) Error() string { return e.msg }
+func (e remoteError) Unwrap() error { return e.is }

@@ -72,6 +72,7 @@ var applyErrors = map[string]error{
 	"torrent_exists":  ErrTorrentExists,
 	"record_exists":   ErrRecordExists,
 	"immutable_field": ErrImmutableField,
+	"newer_command":   ErrNewerCommand,
 }
 
 func applyErrorCode(err error) string {
@@ -99,6 +100,8 @@ type fsm struct {
 
 	applied atomic.Uint64
 	idx     atomic.Pointer[indexes]
+	// halted is set when an entry from a newer version stopped applying.
+	halted atomic.Pointer[haltState]
 
 	// appliedCh is closed and replaced whenever applied advances, so
 	// waiters for an index need no polling.
@@ -216,6 +219,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	results := make([]interface{}, len(logs))
+	if err := f.haltErr(); err != nil {
+		for i := range results {
+			results[i] = &applyResult{Err: err}
+		}
+		return results
+	}
 	var changes []Change
 	var idxOps []func(*indexes)
 	last := f.applied.Load()
@@ -231,10 +240,20 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 				continue
 			}
 			c, err := decodeCommand(l.Data)
+			if errors.Is(err, ErrNewerCommand) {
+				// Nodes of different versions would not decode these
+				// bytes alike: stop applying here, before this entry,
+				// and wait for the upgrade (see halt).
+				f.halt(l.Index, err)
+				last = l.Index - 1
+				for j := i; j < len(logs); j++ {
+					results[j] = &applyResult{Err: f.haltErr()}
+				}
+				break
+			}
 			if err != nil {
-				// Every node decodes the same bytes the same way, so
-				// refusing here is deterministic; an unknown version
-				// is logged loudly for the operator to upgrade.
+				// Every node of this version decodes the same bytes the
+				// same way, so refusing here is deterministic.
 				f.log.Error("refusing log entry", "index", l.Index, "err", err)
 				results[i] = &applyResult{Err: err}
 				continue
@@ -277,6 +296,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 // Snapshot implements raft.FSM. The snapshot is a consistent read
 // transaction of the state file, streamed by Persist on another goroutine.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.haltErr(); err != nil {
+		// raft would label the snapshot with entries this FSM did not
+		// apply and then drop them from the log.
+		return nil, fmt.Errorf("no snapshot while halted: %w", err)
+	}
 	f.mu.RLock()
 	tx, err := f.db.Begin(false)
 	f.mu.RUnlock()
@@ -307,6 +331,9 @@ func (s *fsmSnapshot) Release() {
 // snapshot's bytes and rebuilds the indexes.
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
+	if err := f.haltErr(); err != nil {
+		return fmt.Errorf("no restore while halted: %w", err)
+	}
 	tmp := f.path + ".restore"
 	if err := writeFileSync(tmp, rc); err != nil {
 		return fmt.Errorf("restore: %w", err)
@@ -678,4 +705,35 @@ func decodeStats(b []byte) model.Stats {
 		Downloaded: binary.BigEndian.Uint64(b[8:]),
 		Snatches:   binary.BigEndian.Uint64(b[16:]),
 	}
+}
+
+// halt stops this FSM applying at log entry index, which this build cannot
+// decode. The applied index stays below it and snapshots are refused, so
+// after an upgrade and restart the node replays the entry from its raft
+// log and carries on; until then it serves what it has (reads may be stale,
+// /readyz says why).
+func (f *fsm) halt(index uint64, err error) {
+	h := &haltState{index: index, err: fmt.Errorf("stopped applying at log entry %d: %w; upgrade this node and restart it", index, err)}
+	if f.halted.CompareAndSwap(nil, h) {
+		// Wake WaitApplied callers: they will not see the index now.
+		f.waitMu.Lock()
+		close(f.appliedCh)
+		f.appliedCh = make(chan struct{})
+		f.waitMu.Unlock()
+		f.log.Error("this node cannot apply a log entry written by a newer seedbank: applying is stopped so its state cannot diverge; upgrade this node and restart it",
+			"index", index, "err", err)
+	}
+}
+
+type haltState struct {
+	index uint64
+	err   error
+}
+
+// haltErr is the reason applying stopped, or nil.
+func (f *fsm) haltErr() error {
+	if h := f.halted.Load(); h != nil {
+		return h.err
+	}
+	return nil
 }

@@ -446,6 +446,9 @@ func (s *Store) WaitApplied(ctx context.Context, index uint64) error {
 		if applied >= index {
 			return nil
 		}
+		if h := s.fsm.halted.Load(); h != nil && index >= h.index {
+			return h.err
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -486,6 +489,9 @@ func (s *Store) LastContact() time.Time { return s.raft.LastContact() }
 // Ready reports whether a leader is known and this node has applied every
 // entry it knows to be committed.
 func (s *Store) Ready() (bool, string) {
+	if err := s.fsm.haltErr(); err != nil {
+		return false, err.Error()
+	}
 	if _, id := s.raft.LeaderWithID(); id == "" {
 		return false, "no leader"
 	}
