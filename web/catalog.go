@@ -177,6 +177,7 @@ type datasetData struct {
 	Comments    []commentView
 	Cite        citation
 	Lister      bool
+	WebSeeds    []string
 }
 
 func (s *Server) datasetPage(w http.ResponseWriter, r *http.Request) {
@@ -192,7 +193,7 @@ func (s *Server) datasetPage(w http.ResponseWriter, r *http.Request) {
 	v := viewer(r)
 	d := datasetData{T: t, Hex: t.ID.String(), Meta: m, Description: renderMarkdown(m.Description),
 		Swarm: s.swarm(&t), CanEdit: canEdit(v, &t), CanModerate: v != nil && Can(v.Role, RightModerate),
-		Cite: s.citation(&t), Lister: s.lister != nil}
+		Cite: s.citation(&t), Lister: s.lister != nil, WebSeeds: webSeedsOf(&t)}
 	if u, err := s.store.User(t.Uploader); err == nil {
 		d.Uploader = u.Username
 	}

@@ -110,6 +110,8 @@ func TestEditWebSeeds(t *testing.T) {
 	if got := e.downloadedSeeds(b, "rosalind", id); !slices.Equal(got, want) {
 		t.Fatalf("after the form edit: url-list %q, want %q", got, want)
 	}
+	page = b.get(tp)
+	contains(t, page.body, `id="web-seeds"><li><code>https://new.example.org/photo51/</code></li><li><code>http://old.example.org/p51/</code></li></ul>`)
 
 	// The API shows and replaces the list; [] clears it.
 	tok := e.apiToken(u)
