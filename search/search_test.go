@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -436,6 +437,35 @@ func BenchmarkSearch(b *testing.B) {
 				}
 				lat = append(lat, time.Since(t0))
 			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		})
+	}
+	// Concurrent searches (4 goroutines), uncached: ns/op is the inverse
+	// of throughput.
+	ix.opt.NoQueryCache = true
+	for _, name := range []string{"faceted", "filtered"} {
+		mk := queries[name]
+		b.Run(name+"-parallel", func(b *testing.B) {
+			var mu sync.Mutex
+			var lat []time.Duration
+			var seq atomic.Int64
+			b.SetParallelism(2) // 2 x GOMAXPROCS goroutines
+			b.RunParallel(func(pb *testing.PB) {
+				var mine []time.Duration
+				for pb.Next() {
+					t0 := time.Now()
+					if _, err := ix.Search(ctx, mk(int(seq.Add(1)))); err != nil {
+						b.Error(err)
+						return
+					}
+					mine = append(mine, time.Since(t0))
+				}
+				mu.Lock()
+				lat = append(lat, mine...)
+				mu.Unlock()
+			})
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")

@@ -42,10 +42,16 @@ type view struct {
 	settled bool
 	refs    atomic.Int64 // the Index's reference and each search's
 
+	// mu guards docs. A search holds it for reading through its whole
+	// bluge pass and takes it for writing only to add documents it had to
+	// look up, which a warmed view never needs.
 	mu   sync.RWMutex
 	docs []docRef // by document number; k nil: not looked up yet
-	// matches caches the matches of recent text queries (by normalized
-	// text and scoring), oldest first in order; cached counts their matches.
+
+	// qmu guards the query cache: matches holds the matches of recent text
+	// queries (by normalized text and scoring), oldest first in order;
+	// cached counts their matches.
+	qmu     sync.Mutex
 	matches map[queryKey][]textMatch
 	order   []queryKey
 	cached  int
@@ -64,14 +70,14 @@ const (
 	maxCachedMatches = 1 << 20 // about 24 MiB
 )
 
-// cachedMatches returns the cached matches of key; the caller holds v.mu.
+// cachedMatches returns the cached matches of key; the caller holds v.qmu.
 func (v *view) cachedMatches(key queryKey) ([]textMatch, bool) {
 	m, ok := v.matches[key]
 	return m, ok
 }
 
 // cache keeps the matches of key, dropping the oldest queries to stay
-// within the bounds; the caller holds v.mu for writing.
+// within the bounds; the caller holds v.qmu.
 func (v *view) cache(key queryKey, m []textMatch) {
 	if len(m) > maxCachedMatches/4 {
 		return
@@ -221,9 +227,9 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 	defer v.release()
 	key := queryKey{text: strings.ToLower(strings.Join(strings.Fields(text), " ")), scored: scored}
 	if !ix.opt.NoQueryCache {
-		v.mu.RLock()
+		v.qmu.Lock()
 		m, ok := v.cachedMatches(key)
-		v.mu.RUnlock()
+		v.qmu.Unlock()
 		if ok {
 			return m, nil
 		}
@@ -270,21 +276,22 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 	if err != nil {
 		return nil, err
 	}
-	var refs []docRef
 	if len(misses) > 0 {
-		refs = ix.resolve(misses)
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for i, m := range misses {
-		if refs[i].k == nil {
-			continue // not in the listing table (yet, or any more)
+		refs := ix.resolve(misses)
+		v.mu.Lock()
+		for i, m := range misses {
+			if refs[i].k == nil {
+				continue // not in the listing table (yet, or any more)
+			}
+			out = append(out, textMatch{docRef: refs[i], score: m.score})
+			v.put(uint64(m.row), refs[i])
 		}
-		out = append(out, textMatch{docRef: refs[i], score: m.score})
-		v.put(uint64(m.row), refs[i])
+		v.mu.Unlock()
 	}
 	if !ix.opt.NoQueryCache {
+		v.qmu.Lock()
 		v.cache(key, out)
+		v.qmu.Unlock()
 	}
 	return out, nil
 }
