@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -112,6 +113,11 @@ func (ix *Index) acquire() (*view, error) {
 	gen := ix.gen.Load() // before Reader: the snapshot is at least this new
 	ix.viewMu.Lock()
 	defer ix.viewMu.Unlock()
+	select {
+	case <-ix.quit:
+		return nil, errors.New("search: index closed")
+	default:
+	}
 	if v := ix.view; v != nil && v.gen == gen {
 		v.refs.Add(1)
 		return v, nil
@@ -209,6 +215,13 @@ type docRef struct {
 	row int
 }
 
+// lookedUp is a match whose id was read from bluge, not the view's cache.
+type lookedUp struct {
+	num   uint64 // document number
+	id    model.InfoHash
+	score float64
+}
+
 // textMatch is one dataset matching a text query.
 type textMatch struct {
 	docRef
@@ -257,7 +270,7 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 		}
 	}
 	out := make([]textMatch, 0, 64)
-	var misses []textMatch // row holds the document number until resolved
+	var misses []lookedUp
 	// Read the cache under one read lock for the whole pass; load the ids
 	// of documents not seen yet, and add them after.
 	v.mu.RLock()
@@ -269,7 +282,7 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 			}
 		}
 		if id, ok := load(); ok {
-			misses = append(misses, textMatch{docRef: docRef{k: &known{hit: Hit{ID: id}}, row: int(num)}, score: score})
+			misses = append(misses, lookedUp{num: num, id: id, score: score})
 		}
 	})
 	v.mu.RUnlock()
@@ -284,7 +297,7 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 				continue // not in the listing table (yet, or any more)
 			}
 			out = append(out, textMatch{docRef: refs[i], score: m.score})
-			v.put(uint64(m.row), refs[i])
+			v.put(m.num, refs[i])
 		}
 		v.mu.Unlock()
 	}
@@ -296,13 +309,13 @@ func (ix *Index) matchText(ctx context.Context, text string, scored bool) ([]tex
 	return out, nil
 }
 
-// resolve finds the listing entries of the ids in ms (k.hit.ID).
-func (ix *Index) resolve(ms []textMatch) []docRef {
+// resolve finds the listing entries of the ids in ms.
+func (ix *Index) resolve(ms []lookedUp) []docRef {
 	out := make([]docRef, len(ms))
 	ix.tabMu.RLock()
 	defer ix.tabMu.RUnlock()
 	for i, m := range ms {
-		if k := ix.known[m.k.hit.ID]; k != nil {
+		if k := ix.known[m.id]; k != nil {
 			out[i] = docRef{k: k, row: k.row}
 		}
 	}
@@ -320,10 +333,10 @@ func (v *view) put(num uint64, d docRef) {
 // warm loads the id of every document of v into its cache, so searches
 // on v never load one. The caller must hold a reference to v.
 func (ix *Index) warm(ctx context.Context, v *view) error {
-	var all []textMatch
+	var all []lookedUp
 	err := v.visit(ctx, bluge.NewMatchAllQuery(), false, func(num uint64, _ float64, load func() (model.InfoHash, bool)) {
 		if id, ok := load(); ok {
-			all = append(all, textMatch{docRef: docRef{k: &known{hit: Hit{ID: id}}, row: int(num)}})
+			all = append(all, lookedUp{num: num, id: id})
 		}
 	})
 	if err != nil {
@@ -334,7 +347,7 @@ func (ix *Index) warm(ctx context.Context, v *view) error {
 	defer v.mu.Unlock()
 	for i, m := range all {
 		if refs[i].k != nil {
-			v.put(uint64(m.row), refs[i])
+			v.put(m.num, refs[i])
 		}
 	}
 	return nil
