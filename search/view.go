@@ -139,7 +139,7 @@ func (ix *Index) acquire() (*view, error) {
 // when the index changed since the current view was made, or once more
 // when that view is older than viewMaxAge (so searches see the segments
 // bluge merged after the write). The worker calls it; warming 100,000
-// documents took 0.1 to 0.4 s of one core in BENCHMARKS.md.
+// documents took 66 to 204 ms of one core in BENCHMARKS.md.
 func (ix *Index) refreshView() {
 	gen := ix.gen.Load()
 	ix.viewMu.Lock()
