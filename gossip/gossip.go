@@ -128,6 +128,9 @@ type Config struct {
 	// ClusterKey is the cluster's shared key; gossip is encrypted with
 	// DeriveKey(ClusterKey).
 	ClusterKey []byte
+	// AcceptKeys are further cluster keys whose gossip this node decrypts,
+	// while the cluster key is rotated; it encrypts with ClusterKey's.
+	AcceptKeys [][]byte
 	// Meta is this node's metadata; it must encode to MaxMetaBytes or less.
 	Meta Meta
 	// Peers is the local tracker's peer table. Required.
@@ -392,6 +395,17 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	mc.Name = cfg.NodeID
 	mc.BindAddr, mc.BindPort = host, port
 	mc.SecretKey = DeriveKey(cfg.ClusterKey)
+	if len(cfg.AcceptKeys) > 0 {
+		var others [][]byte
+		for _, k := range cfg.AcceptKeys {
+			others = append(others, DeriveKey(k))
+		}
+		ring, err := memberlist.NewKeyring(others, mc.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("gossip: keyring: %w", err)
+		}
+		mc.Keyring = ring
+	}
 	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.Label = "seedbank"
 	mc.ProbeInterval = cfg.ProbeInterval

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/seedbank/seedbank/clusterkey"
 	"github.com/seedbank/seedbank/gossip"
 	"github.com/seedbank/seedbank/raftstore"
 )
@@ -62,7 +63,7 @@ func (n *Node) gossipBind() string {
 
 // startGossip starts membership and peer replication on the tracker's peer
 // table. Joining happens in the cluster loop.
-func (n *Node) startGossip(clusterKey []byte) error {
+func (n *Node) startGossip(keys clusterkey.Ring) error {
 	advertise := n.cfg.GossipAdvertise
 	if host, _, err := net.SplitHostPort(n.cfg.Advertise); advertise == "" && err == nil {
 		// Other nodes reach this host at the cluster's advertised address;
@@ -73,7 +74,8 @@ func (n *Node) startGossip(clusterKey []byte) error {
 		NodeID:        n.id,
 		BindAddr:      n.gossipBind(),
 		AdvertiseAddr: advertise,
-		ClusterKey:    clusterKey,
+		ClusterKey:    keys.Primary(),
+		AcceptKeys:    keys.Accepted(),
 		Meta: gossip.Meta{
 			ClusterAddr: n.store.Addr(),
 			SiteURL:     n.SiteURL(),

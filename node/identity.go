@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/seedbank/seedbank/clusterkey"
 )
 
 // identity is this node's record of who it is, kept in <data>/node.json.
@@ -87,41 +89,40 @@ func sanitizeID(s string) string {
 	return b.String()
 }
 
-// loadClusterKey returns the key saved in the data dir, saving the one given
-// (joining) or a new random one (bootstrapping) on first start.
-func loadClusterKey(dir, given string, joining bool) (key []byte, created bool, err error) {
-	path := filepath.Join(dir, "cluster.key")
-	raw, err := os.ReadFile(path)
-	if err == nil {
-		saved := strings.TrimSpace(string(raw))
-		k, derr := base64.StdEncoding.DecodeString(saved)
-		if derr != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
-			return nil, false, fmt.Errorf("data dir %s: cluster.key is corrupt", dir)
+// loadClusterKey returns the keys saved in the data dir, saving the one
+// given (joining) or a new random one (bootstrapping) on first start. A
+// given key must be one the file holds.
+func loadClusterKey(dir, given string, joining bool) (ring clusterkey.Ring, created bool, err error) {
+	ring, err = clusterkey.Read(dir)
+	switch {
+	case err == nil:
+		if given != "" {
+			k, perr := clusterkey.Parse(given)
+			if perr != nil || ring.Index(k) < 0 {
+				return ring, false, fmt.Errorf("--cluster-key is not among the keys saved in %s; this data dir belongs to another cluster (or the key was rotated out: drop --cluster-key, the file is what counts)", filepath.Join(dir, clusterkey.FileName))
+			}
 		}
-		if given != "" && given != saved {
-			return nil, false, fmt.Errorf("--cluster-key differs from the key saved in %s; this data dir belongs to another cluster", path)
-		}
-		return k, false, nil
+		return ring, false, nil
+	case !errors.Is(err, clusterkey.ErrNoFile):
+		return ring, false, fmt.Errorf("data dir %s: %w", dir, err)
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("read %s: %w", path, err)
-	}
+	var k []byte
 	if given == "" {
 		if joining {
-			return nil, false, errors.New("joining a cluster needs its join secret (--join-secret, shown to admins on the site's Cluster page) or its key (--cluster-key, in <data>/cluster.key on any member)")
+			return ring, false, errors.New("joining a cluster needs its join secret (--join-secret, shown to admins on the site's Cluster page) or its key (--cluster-key, in <data>/cluster.key on any member)")
 		}
-		k := make([]byte, 32)
-		if _, err := rand.Read(k); err != nil {
-			return nil, false, fmt.Errorf("generate cluster key: %w", err)
+		if k, err = clusterkey.New(); err != nil {
+			return ring, false, err
 		}
-		given = base64.StdEncoding.EncodeToString(k)
 		created = true
+	} else if k, err = clusterkey.Parse(given); err != nil {
+		return ring, false, err
 	}
-	k, _ := base64.StdEncoding.DecodeString(given)
-	if err := writeFileAtomic(path, []byte(given+"\n"), 0o600); err != nil {
-		return nil, false, err
+	ring = clusterkey.Ring{Keys: [][]byte{k}}
+	if err := clusterkey.Write(dir, ring); err != nil {
+		return ring, false, err
 	}
-	return k, created, nil
+	return ring, created, nil
 }
 
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {

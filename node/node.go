@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/seedbank/seedbank/announce"
+	"github.com/seedbank/seedbank/clusterkey"
 	"github.com/seedbank/seedbank/gossip"
 	"github.com/seedbank/seedbank/metrics"
 	"github.com/seedbank/seedbank/model"
@@ -85,7 +86,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	log = log.With("node", id.NodeID)
 	n := &Node{cfg: cfg, log: log, id: id.NodeID}
 	if created {
-		n.NewClusterKey = base64.StdEncoding.EncodeToString(key)
+		n.NewClusterKey = clusterkey.Encode(key.Primary())
 	}
 
 	if err := n.listen(); err != nil {
@@ -107,7 +108,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		Dir:               cfg.DataDir,
 		BindAddr:          cfg.ClusterAddr,
 		AdvertiseAddr:     cfg.Advertise,
-		ClusterKey:        key,
+		ClusterKey:        key.Primary(),
+		AcceptKeys:        key.Accepted(),
 		Join:              cfg.Join,
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		ApplyTimeout:      cfg.ApplyTimeout,
@@ -211,7 +213,8 @@ func (n *Node) closeListeners() {
 }
 
 // startServices starts the tracker, the site and the background loops.
-func (n *Node) startServices(clusterKey []byte) error {
+func (n *Node) startServices(keys clusterkey.Ring) error {
+	clusterKey := keys.Primary()
 	cfg := n.cfg
 	var proxies []netip.Prefix
 	for _, p := range cfg.TrustedProxies {
@@ -258,7 +261,7 @@ func (n *Node) startServices(clusterKey []byte) error {
 		n.tracker.Close()
 		return fmt.Errorf("site: %w", err)
 	}
-	if err := n.startGossip(clusterKey); err != nil {
+	if err := n.startGossip(keys); err != nil {
 		n.tracker.Close()
 		return err
 	}

@@ -36,7 +36,7 @@ func RestoreBackup(cfg Config, backup io.Reader) (newKey string, applied uint64,
 		return "", 0, err
 	}
 	if created {
-		newKey = encodeKey(key)
+		newKey = encodeKey(key.Primary())
 	}
 	return newKey, applied, nil
 }

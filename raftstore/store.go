@@ -40,6 +40,9 @@ type Config struct {
 	AdvertiseAddr string
 	// ClusterKey authenticates every cluster connection; at least 16 bytes.
 	ClusterKey []byte
+	// AcceptKeys are further keys accepted from connecting nodes, while the
+	// cluster key is rotated; this node still proves ClusterKey.
+	AcceptKeys [][]byte
 	// Join lists cluster addresses of existing members. With no raft state
 	// on disk and an empty Join, the node bootstraps a new cluster.
 	Join []string
@@ -199,6 +202,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.addr = adv.String()
 	s.mux, err = newClusterMux(ln, adv, cfg.ClusterKey, log)
+	if err == nil {
+		s.mux.accept = cfg.AcceptKeys
+	}
 	if err == nil && cfg.Dial != nil {
 		s.mux.dialTCP = cfg.Dial
 	}

@@ -58,6 +58,8 @@ type clusterMux struct {
 	ln        net.Listener
 	advertise net.Addr
 	key       []byte
+	// accept are further keys a connecting node may prove (rotation).
+	accept    [][]byte
 	tlsServer *tls.Config
 	tlsClient *tls.Config
 	log       *slog.Logger
@@ -212,11 +214,22 @@ func (m *clusterMux) serverAuth(c *tls.Conn) (byte, error) {
 		}
 		key = joinKey(secret)
 	}
-	want, err := macWith(c, key, "client")
-	if err != nil {
-		return 0, err
+	candidates := [][]byte{key}
+	if buf[32] != streamJoin {
+		candidates = append(candidates, m.accept...)
 	}
-	if !hmac.Equal(buf[:32], want) {
+	matched := false
+	for _, k := range candidates {
+		want, err := macWith(c, k, "client")
+		if err != nil {
+			return 0, err
+		}
+		if hmac.Equal(buf[:32], want) {
+			key, matched = k, true
+			break
+		}
+	}
+	if !matched {
 		if buf[32] == streamJoin {
 			return 0, ErrJoinSecret
 		}

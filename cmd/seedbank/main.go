@@ -28,6 +28,7 @@ Usage:
   seedbank backup --out FILE copy the replicated state of a running cluster to FILE
   seedbank restore --from FILE --data DIR
                              make DIR a new single-node cluster holding FILE's state
+  seedbank key ...           list, add, use or remove cluster keys (key rotation)
   seedbank version           print the version
 
 Run 'seedbank serve --help' for every option.
@@ -54,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return restoreCmd(args[1:], stdout, stderr)
 	case "user":
 		return userCmd(args[1:], os.Stdin, stdout, stderr)
+	case "key":
+		return keyCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "seedbank", version)
 		return 0

@@ -3,17 +3,16 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/seedbank/seedbank/auth"
+	"github.com/seedbank/seedbank/clusterkey"
 	"github.com/seedbank/seedbank/model"
 	"github.com/seedbank/seedbank/raftstore"
 )
@@ -175,16 +174,12 @@ func dialCluster(cluster, key, dataDir string) (*raftstore.Client, error) {
 }
 
 func clusterKey(given, dataDir string) ([]byte, error) {
-	if given == "" {
-		raw, err := os.ReadFile(filepath.Join(dataDir, "cluster.key"))
-		if err != nil {
-			return nil, fmt.Errorf("no --cluster-key and cannot read %s: %w", filepath.Join(dataDir, "cluster.key"), err)
-		}
-		given = strings.TrimSpace(string(raw))
+	if given != "" {
+		return clusterkey.Parse(given)
 	}
-	k, err := base64.StdEncoding.DecodeString(given)
+	ring, err := clusterkey.Read(dataDir)
 	if err != nil {
-		return nil, fmt.Errorf("cluster key is not base64: %w", err)
+		return nil, fmt.Errorf("no --cluster-key, and %w", err)
 	}
-	return k, nil
+	return ring.Primary(), nil
 }
