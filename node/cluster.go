@@ -130,6 +130,9 @@ func (n *Node) clusterLoop(ctx context.Context) {
 				return nil
 			})
 		}
+		if n.store.IsLeader() {
+			n.followAddressChanges()
+		}
 		if n.store.IsLeader() && n.cfg.DeadNodeGrace > 0 {
 			n.removeDeadServers(ctx, failedSince)
 		} else {
@@ -159,6 +162,29 @@ func (n *Node) registerGossipAddr(ctx context.Context) bool {
 		return false
 	}
 	return true
+}
+
+// followAddressChanges updates, on the leader, the raft address of a
+// member that gossip (encrypted with the cluster key, so only members can
+// speak there) reports at another cluster address: a node restarted on a
+// new address or host rejoins by itself instead of being cut off.
+func (n *Node) followAddressChanges() {
+	servers, err := n.store.Servers()
+	if err != nil {
+		return
+	}
+	for _, s := range servers {
+		if s.ID == n.id {
+			continue
+		}
+		m, ok := n.gossip.Member(s.ID)
+		if !ok || m.State != gossip.StateAlive || m.ClusterAddr == "" || m.ClusterAddr == s.Addr {
+			continue
+		}
+		if _, err := n.store.UpdateServerAddress(s.ID, m.ClusterAddr); err != nil {
+			n.log.Warn("update a member's cluster address", "member", s.ID, "addr", m.ClusterAddr, "err", err)
+		}
+	}
 }
 
 // rejoinTargets returns the gossip addresses worth joining now: --gossip-join

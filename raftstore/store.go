@@ -350,6 +350,39 @@ func (s *Store) addServer(id, addr string) (uint64, error) {
 	return f.Index(), nil
 }
 
+// UpdateServerAddress points the raft configuration at a member's new
+// cluster address, keeping its vote (a node restarted on another address
+// or host). Only the leader can; unchanged or unknown ids are a no-op.
+func (s *Store) UpdateServerAddress(id, addr string) (bool, error) {
+	if !nodeIDRe.MatchString(id) || addr == "" {
+		return false, invalid("node_id", "an address update needs a valid node id and address")
+	}
+	cf := s.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return false, fmt.Errorf("read configuration: %w", err)
+	}
+	for _, srv := range cf.Configuration().Servers {
+		if srv.ID != raft.ServerID(id) {
+			continue
+		}
+		if srv.Address == raft.ServerAddress(addr) {
+			return false, nil
+		}
+		var f raft.IndexFuture
+		if srv.Suffrage == raft.Voter {
+			f = s.raft.AddVoter(srv.ID, raft.ServerAddress(addr), 0, 0)
+		} else {
+			f = s.raft.AddNonvoter(srv.ID, raft.ServerAddress(addr), 0, 0)
+		}
+		if err := f.Error(); err != nil {
+			return false, fmt.Errorf("update address of %s: %w", id, leaderErr(err))
+		}
+		s.log.Info("member moved to a new cluster address", "id", id, "from", string(srv.Address), "to", addr)
+		return true, nil
+	}
+	return false, nil
+}
+
 func (s *Store) removeServer(id string) (uint64, error) {
 	f := s.raft.RemoveServer(raft.ServerID(id), 0, 0)
 	if err := f.Error(); err != nil {
