@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -25,9 +26,9 @@ import (
 // gossipRecordKind is the replicated record namespace of gossip addresses.
 const gossipRecordKind = "gossip_addr"
 
-// defaultGossipPort is used when --gossip is empty and the cluster port is
-// not kernel-chosen.
-const defaultGossipPort = "7946"
+// gossipPortOffset makes the default gossip port (no --gossip, cluster port
+// not kernel-chosen) the cluster port + 946: 7946 for the default 7000.
+const gossipPortOffset = 946
 
 // Hooks are seams for tests: fault injection and fast timing. Production
 // configs leave them nil.
@@ -55,8 +56,11 @@ func (n *Node) gossipBind() string {
 		return n.cfg.Gossip
 	}
 	host, port, _ := net.SplitHostPort(n.cfg.ClusterAddr) // validated
-	if port != "0" {
-		port = defaultGossipPort
+	if p, err := strconv.Atoi(port); err == nil && p != 0 {
+		// 7000 -> 7946; a second node on one host (7001) gets 7947.
+		if p+gossipPortOffset <= 65535 {
+			port = strconv.Itoa(p + gossipPortOffset)
+		}
 	}
 	return net.JoinHostPort(host, port)
 }

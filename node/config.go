@@ -53,7 +53,7 @@ type Config struct {
 	ClusterKey string   `flag:"cluster-key" help:"base64 cluster key; made at bootstrap and kept in <data>/cluster.key; to join, give it or --join-secret"`
 	JoinSecret string   `flag:"join-secret" help:"join secret (made at bootstrap, shown to admins on the Cluster page, rotatable): with --join, fetches the cluster key from a member on first start"`
 
-	Gossip          string        `flag:"gossip" help:"listen address of gossip (membership and peer replication, UDP and TCP on one port, encrypted with the cluster key); empty: the cluster host with port 7946, or a kernel-chosen port when the cluster port is 0"`
+	Gossip          string        `flag:"gossip" help:"listen address of gossip (membership and peer replication, UDP and TCP on one port, encrypted with the cluster key); empty: the cluster host with the cluster port + 946 (7946 for 7000), or a kernel-chosen port when the cluster port is 0"`
 	GossipAdvertise string        `flag:"gossip-advertise" help:"gossip address other nodes reach; defaults to the host of --advertise with the bound gossip port; required when --gossip binds 0.0.0.0 without --advertise"`
 	GossipJoin      []string      `flag:"gossip-join" help:"comma-separated gossip addresses of members; optional: a node finds the others' gossip addresses in the replicated state once it has joined with --join"`
 	DeadNodeGrace   time.Duration `flag:"dead-node-grace" help:"the leader removes a node that gossip has seen dead or gone this long from the cluster, never below quorum; 0 disables"`

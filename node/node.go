@@ -197,6 +197,30 @@ func (n *Node) listen() error {
 			return fmt.Errorf("udp tracker listener on %s: %w", n.cfg.UDPAddr, err)
 		}
 	}
+	// memberlist binds the gossip port itself, later; a port in use found
+	// only then would leave this node joined to raft but not running.
+	if err := checkGossipPort(n.gossipBind()); err != nil {
+		n.closeListeners()
+		return err
+	}
+	return nil
+}
+
+// checkGossipPort reports whether addr can be bound for TCP and UDP now.
+func checkGossipPort(addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("gossip port %s (set it with --gossip): %w", addr, err)
+	}
+	ln.Close()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("gossip port %s (set it with --gossip): %w", addr, err)
+	}
+	pc.Close()
 	return nil
 }
 
