@@ -58,8 +58,16 @@ func (s *Store) PutSetting(ctx context.Context, key, value string) error {
 // CommitStats applies a node's stats batch exactly once: a batch whose Seq
 // is not above the last applied for b.NodeID is accepted and ignored, so a
 // retry after a timeout is safe. A node must submit its batches in order.
+//
+// The batch travels in the binary encoding (statsBatchCmd), which nodes
+// built before it cannot read: they stop applying at the first such entry
+// until they are upgraded (see docs/OPERATIONS.md, upgrades).
 func (s *Store) CommitStats(ctx context.Context, b model.StatsBatch) error {
-	return s.propose(ctx, &commitStatsCmd{Batch: b})
+	c, err := newStatsBatchCmd(b)
+	if err != nil {
+		return err
+	}
+	return s.propose(ctx, c)
 }
 
 // PutMember records a node's public URLs.

@@ -376,6 +376,13 @@ func encodeCommand(c command) ([]byte, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
+	if sb, ok := c.(*statsBatchCmd); ok {
+		data := sb.encode()
+		if len(data) > MaxCommandBytes {
+			return nil, invalid(c.typeName(), "command is %d bytes, over the %d byte limit", len(data), MaxCommandBytes)
+		}
+		return data, nil
+	}
 	body, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s: %w", c.typeName(), err)
@@ -406,6 +413,12 @@ var newerCommand atomic.Pointer[func(typ string) command]
 func decodeCommand(data []byte) (command, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("empty command: %w", ErrUnknownCommand)
+	}
+	if data[0] == binaryVersion {
+		if len(data) > MaxCommandBytes {
+			return nil, invalid("command", "over the %d byte limit", MaxCommandBytes)
+		}
+		return decodeBinary(data)
 	}
 	if data[0] != commandVersion {
 		return nil, fmt.Errorf("command encoding version %d, this node knows %d: %w", data[0], commandVersion, ErrNewerCommand)

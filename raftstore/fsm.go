@@ -436,7 +436,10 @@ func (a *applier) apply(c command) error {
 	case *putSettingCmd:
 		return a.tx.Bucket(bktSettings).Put([]byte(c.Key), []byte(c.Value))
 	case *commitStatsCmd:
-		return a.commitStats(&c.Batch)
+		// The JSON form of older nodes: same meaning, applied the same way.
+		return a.commitStatsBatch(groupStats(&c.Batch))
+	case *statsBatchCmd:
+		return a.commitStatsBatch(c)
 	case *putMemberCmd:
 		v, err := json.Marshal(c.Member)
 		if err != nil {
@@ -654,46 +657,6 @@ func (a *applier) setClientRules(rules []model.ClientRule) error {
 	}
 	a.idxOps = append(a.idxOps, func(ix *indexes) { ix.setRules(prefixes) })
 	return nil
-}
-
-// commitStats adds a node's batch once: a batch whose sequence number is not
-// above the last one applied for that node is a retry and changes nothing.
-func (a *applier) commitStats(b *model.StatsBatch) error {
-	seqs := a.tx.Bucket(bktStatsSeq)
-	if getU64(seqs.Get([]byte(b.NodeID))) >= b.Seq {
-		return nil
-	}
-	us := a.tx.Bucket(bktUserStats)
-	ts := a.tx.Bucket(bktTorrentStats)
-	torrents := a.tx.Bucket(bktTorrents)
-	for _, d := range b.Deltas {
-		if err := addStats(us, u64(d.UserID), d); err != nil {
-			return err
-		}
-		// A torrent deleted since the announce keeps no counters.
-		if torrents.Get(d.Torrent[:]) != nil {
-			if err := addStats(ts, d.Torrent[:], d); err != nil {
-				return err
-			}
-		}
-	}
-	return seqs.Put([]byte(b.NodeID), u64(b.Seq))
-}
-
-func addStats(b *bolt.Bucket, key []byte, d model.StatsDelta) error {
-	s := decodeStats(b.Get(key))
-	s.Uploaded += d.Uploaded
-	s.Downloaded += d.Downloaded
-	s.Snatches += d.Snatches
-	return b.Put(key, encodeStats(s))
-}
-
-func encodeStats(s model.Stats) []byte {
-	b := make([]byte, 24)
-	binary.BigEndian.PutUint64(b[0:], s.Uploaded)
-	binary.BigEndian.PutUint64(b[8:], s.Downloaded)
-	binary.BigEndian.PutUint64(b[16:], s.Snatches)
-	return b
 }
 
 func decodeStats(b []byte) model.Stats {

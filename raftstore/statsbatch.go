@@ -1,0 +1,419 @@
+package raftstore
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/seedbank/seedbank/model"
+)
+
+// binaryVersion is the first byte of a log entry in the binary encoding:
+// the second byte is a command type (binStats...), the rest its body.
+// Entries of commandVersion (JSON envelopes) keep their meaning; a node
+// built before this encoding meets an unknown version and halts (see
+// fsm.halt) until it is upgraded.
+const binaryVersion byte = 2
+
+// Binary command types. Part of the log format: never reuse a value.
+const (
+	binStatsBatch byte = 1
+)
+
+// cmdStatsBatch names the binary stats batch in errors and Change.Type.
+const cmdStatsBatch = "commit_stats_binary"
+
+// statsBatchCmd is a node's stats batch grouped by torrent, the form in
+// which it is both encoded and applied. Stats batches are the bulk of the
+// log (one (user, torrent) delta for almost every announce), so the
+// encoding is compact and apply costs one bbolt put per torrent and per
+// user of the batch, not per delta.
+//
+// Body after the two leading bytes, all integers unsigned varints in
+// their shortest form:
+//
+//	len(node id), node id, seq,
+//	user count, user ids (strictly increasing, non-zero),
+//	torrent count, then per torrent (hashes strictly increasing, non-zero):
+//	  20-byte hash, delta count (>= 1),
+//	  per delta (user index strictly increasing within the torrent):
+//	    user index, uploaded, downloaded, snatches
+//
+// Every listed user has at least one delta. The encoding of a batch is
+// unique, so any node may re-encode what it decoded and get the same bytes.
+type statsBatchCmd struct {
+	NodeID   string
+	Seq      uint64
+	Users    []uint64
+	Torrents []torrentDeltas
+}
+
+// torrentDeltas are the deltas of one torrent, one per user.
+type torrentDeltas struct {
+	Hash   model.InfoHash
+	Deltas []userDelta
+}
+
+// userDelta is a delta of Users[User] on its torrent.
+type userDelta struct {
+	User               uint32
+	Up, Down, Snatches uint64
+}
+
+func (*statsBatchCmd) typeName() string { return cmdStatsBatch }
+
+// Bounds of one delta, the same as commitStatsCmd's, so one bad batch
+// cannot overflow the counters.
+const (
+	maxDeltaBytes    = 1 << 50
+	maxDeltaSnatches = 1 << 20
+)
+
+// groupStats groups the deltas of b by torrent, adding up deltas of the
+// same (user, torrent). It does not validate: newStatsBatchCmd does, and
+// the apply of a JSON commitStatsCmd (validated when it was decoded) must
+// keep its old meaning exactly.
+func groupStats(b *model.StatsBatch) *statsBatchCmd {
+	c := &statsBatchCmd{NodeID: b.NodeID, Seq: b.Seq}
+	if len(b.Deltas) == 0 {
+		return c
+	}
+	// Users: sorted, distinct. announce flushes deltas sorted by user, so
+	// the common case is one pass.
+	users := make([]uint64, 0, 64)
+	sortedByUser := true
+	for i, d := range b.Deltas {
+		if i > 0 && d.UserID < b.Deltas[i-1].UserID {
+			sortedByUser = false
+		}
+		if len(users) == 0 || users[len(users)-1] != d.UserID {
+			users = append(users, d.UserID)
+		}
+	}
+	if !sortedByUser {
+		slices.Sort(users)
+		users = slices.Compact(users)
+	}
+	c.Users = users
+	// Deltas ordered by (torrent, user).
+	type entry struct {
+		hash model.InfoHash
+		d    userDelta
+	}
+	es := make([]entry, len(b.Deltas))
+	for i, d := range b.Deltas {
+		u, _ := slices.BinarySearch(users, d.UserID)
+		es[i] = entry{d.Torrent, userDelta{User: uint32(u), Up: d.Uploaded, Down: d.Downloaded, Snatches: d.Snatches}}
+	}
+	slices.SortFunc(es, func(x, y entry) int {
+		if c := bytes.Compare(x.hash[:], y.hash[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.d.User, y.d.User)
+	})
+	flat := make([]userDelta, 0, len(es))
+	starts := make([]int, 0, len(es))
+	for i, e := range es {
+		if i > 0 && e.hash == es[i-1].hash && e.d.User == es[i-1].d.User {
+			last := &flat[len(flat)-1]
+			last.Up += e.d.Up
+			last.Down += e.d.Down
+			last.Snatches += e.d.Snatches
+			continue
+		}
+		if i == 0 || e.hash != es[i-1].hash {
+			c.Torrents = append(c.Torrents, torrentDeltas{Hash: e.hash})
+			starts = append(starts, len(flat))
+		}
+		flat = append(flat, e.d)
+	}
+	for i := range c.Torrents {
+		end := len(flat)
+		if i+1 < len(starts) {
+			end = starts[i+1]
+		}
+		c.Torrents[i].Deltas = flat[starts[i]:end:end]
+	}
+	return c
+}
+
+// newStatsBatchCmd validates b and returns it as a binary stats batch.
+func newStatsBatchCmd(b model.StatsBatch) (*statsBatchCmd, error) {
+	if err := (commitStatsCmd{Batch: b}).validate(); err != nil {
+		return nil, err
+	}
+	c := groupStats(&b)
+	// Deltas of one (user, torrent) were added up: check them again.
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// batch returns c as a model.StatsBatch, deltas sorted by (user, torrent).
+func (c *statsBatchCmd) batch() model.StatsBatch {
+	b := model.StatsBatch{NodeID: c.NodeID, Seq: c.Seq}
+	for _, t := range c.Torrents {
+		for _, d := range t.Deltas {
+			b.Deltas = append(b.Deltas, model.StatsDelta{UserID: c.Users[d.User], Torrent: t.Hash,
+				Uploaded: d.Up, Downloaded: d.Down, Snatches: d.Snatches})
+		}
+	}
+	slices.SortFunc(b.Deltas, func(x, y model.StatsDelta) int {
+		if x.UserID != y.UserID {
+			if x.UserID < y.UserID {
+				return -1
+			}
+			return 1
+		}
+		return bytes.Compare(x.Torrent[:], y.Torrent[:])
+	})
+	return b
+}
+
+// validate checks what the decoder checks, so an encoded command always
+// decodes.
+func (c *statsBatchCmd) validate() error {
+	if !nodeIDRe.MatchString(c.NodeID) {
+		return invalid("batch.node_id", "must be a node id")
+	}
+	if c.Seq == 0 {
+		return invalid("batch.seq", "must start at 1")
+	}
+	used := make([]bool, len(c.Users))
+	for i, u := range c.Users {
+		if u == 0 || (i > 0 && u <= c.Users[i-1]) {
+			return invalid("batch.users", "must be non-zero and strictly increasing")
+		}
+	}
+	n := 0
+	for i, t := range c.Torrents {
+		if t.Hash.IsZero() || (i > 0 && bytes.Compare(t.Hash[:], c.Torrents[i-1].Hash[:]) <= 0) {
+			return invalid("batch.torrents", "must be non-zero and strictly increasing")
+		}
+		if len(t.Deltas) == 0 {
+			return invalid("batch.torrents", "torrent %s has no deltas", t.Hash)
+		}
+		for j, d := range t.Deltas {
+			if int(d.User) >= len(c.Users) || (j > 0 && d.User <= t.Deltas[j-1].User) {
+				return invalid("batch.deltas", "user indexes of torrent %s must be strictly increasing and listed", t.Hash)
+			}
+			if d.Up > maxDeltaBytes || d.Down > maxDeltaBytes || d.Snatches > maxDeltaSnatches {
+				return invalid("batch.deltas", "implausibly large delta on %s", t.Hash)
+			}
+			used[d.User] = true
+		}
+		n += len(t.Deltas)
+		if n > maxDeltas {
+			return invalid("batch.deltas", "more than %d deltas", maxDeltas)
+		}
+	}
+	for i, ok := range used {
+		if !ok {
+			return invalid("batch.users", "user %d has no deltas", c.Users[i])
+		}
+	}
+	return nil
+}
+
+// encode returns the log entry of c (not validated: encodeCommand does).
+func (c *statsBatchCmd) encode() []byte {
+	n := 0
+	for _, t := range c.Torrents {
+		n += len(t.Deltas)
+	}
+	out := make([]byte, 0, 2+2*binary.MaxVarintLen64+len(c.NodeID)+len(c.Users)*binary.MaxVarintLen64+len(c.Torrents)*24+n*16)
+	out = append(out, binaryVersion, binStatsBatch)
+	out = binary.AppendUvarint(out, uint64(len(c.NodeID)))
+	out = append(out, c.NodeID...)
+	out = binary.AppendUvarint(out, c.Seq)
+	out = binary.AppendUvarint(out, uint64(len(c.Users)))
+	for _, u := range c.Users {
+		out = binary.AppendUvarint(out, u)
+	}
+	out = binary.AppendUvarint(out, uint64(len(c.Torrents)))
+	for _, t := range c.Torrents {
+		out = append(out, t.Hash[:]...)
+		out = binary.AppendUvarint(out, uint64(len(t.Deltas)))
+		for _, d := range t.Deltas {
+			out = binary.AppendUvarint(out, uint64(d.User))
+			out = binary.AppendUvarint(out, d.Up)
+			out = binary.AppendUvarint(out, d.Down)
+			out = binary.AppendUvarint(out, d.Snatches)
+		}
+	}
+	return out
+}
+
+// errStatsBody marks a malformed binary stats batch.
+var errStatsBody = errors.New("malformed binary stats batch")
+
+// statsReader reads the body of a binary stats batch.
+type statsReader struct {
+	b   []byte
+	err error
+}
+
+// uvarint reads a varint in its shortest form; anything else is an error,
+// so every batch has one encoding.
+func (r *statsReader) uvarint(what string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 || (n > 1 && r.b[n-1] == 0) {
+		r.err = fmt.Errorf("%w: bad varint for %s", errStatsBody, what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a count of items that take at least size bytes each, so a
+// count is never more than the bytes left can hold.
+func (r *statsReader) count(what string, size int) int {
+	v := r.uvarint(what)
+	if r.err == nil && v > uint64(len(r.b)/size) {
+		r.err = fmt.Errorf("%w: %d %s do not fit in %d bytes", errStatsBody, v, what, len(r.b))
+		return 0
+	}
+	return int(v)
+}
+
+func (r *statsReader) bytes(what string, n int) []byte {
+	if r.err != nil {
+		return nil
+	}
+	if len(r.b) < n {
+		r.err = fmt.Errorf("%w: %s cut short", errStatsBody, what)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// decodeStatsBatch parses the body of a binary stats batch (after its two
+// leading bytes) and validates it.
+func decodeStatsBatch(body []byte) (*statsBatchCmd, error) {
+	r := &statsReader{b: body}
+	c := &statsBatchCmd{}
+	c.NodeID = string(r.bytes("node id", r.count("node id bytes", 1)))
+	c.Seq = r.uvarint("seq")
+	if nu := r.count("users", 1); nu > 0 {
+		c.Users = make([]uint64, nu)
+		for i := range c.Users {
+			c.Users[i] = r.uvarint("user id")
+		}
+	}
+	// A torrent takes at least 25 bytes (hash, count, one 4-byte delta).
+	if nt := r.count("torrents", 25); nt > 0 {
+		c.Torrents = make([]torrentDeltas, nt)
+		// Deltas share one array; each takes at least 4 bytes.
+		flat := make([]userDelta, 0, len(r.b)/4)
+		for i := range c.Torrents {
+			t := &c.Torrents[i]
+			copy(t.Hash[:], r.bytes("torrent hash", len(t.Hash)))
+			nd := r.count("deltas", 4)
+			start := len(flat)
+			for j := 0; j < nd; j++ {
+				u := r.uvarint("user index")
+				if r.err == nil && u >= uint64(len(c.Users)) {
+					r.err = fmt.Errorf("%w: user index %d of %d users", errStatsBody, u, len(c.Users))
+				}
+				flat = append(flat, userDelta{User: uint32(u), Up: r.uvarint("uploaded"), Down: r.uvarint("downloaded"), Snatches: r.uvarint("snatches")})
+			}
+			t.Deltas = flat[start:len(flat):len(flat)]
+			if r.err != nil {
+				break
+			}
+		}
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the last torrent", errStatsBody, len(r.b))
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decodeBinary parses a log entry of binaryVersion.
+func decodeBinary(data []byte) (command, error) {
+	if len(data) < 2 {
+		return nil, fmt.Errorf("binary command without a type: %w", ErrUnknownCommand)
+	}
+	switch data[1] {
+	case binStatsBatch:
+		c, err := decodeStatsBatch(data[2:])
+		if err != nil {
+			return nil, fmt.Errorf("decode %s: %w", cmdStatsBatch, err)
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("binary command type %d: %w", data[1], ErrNewerCommand)
+}
+
+// commitStatsBatch adds a node's batch once: a batch whose sequence number
+// is not above the last one applied for that node is a retry and changes
+// nothing. One get and put per torrent and per user of the batch; torrents
+// and users are written in key order.
+func (a *applier) commitStatsBatch(c *statsBatchCmd) error {
+	seqs := a.tx.Bucket(bktStatsSeq)
+	if getU64(seqs.Get([]byte(c.NodeID))) >= c.Seq {
+		return nil
+	}
+	us := a.tx.Bucket(bktUserStats)
+	ts := a.tx.Bucket(bktTorrentStats)
+	torrents := a.tx.Bucket(bktTorrents)
+	// bbolt keeps the values put until the commit: carve them from one
+	// buffer instead of allocating each.
+	vals := make([]byte, 0, 24*(len(c.Torrents)+len(c.Users)))
+	put := func(b *bolt.Bucket, key []byte, d model.Stats) error {
+		s := decodeStats(b.Get(key))
+		s.Uploaded += d.Uploaded
+		s.Downloaded += d.Downloaded
+		s.Snatches += d.Snatches
+		start := len(vals)
+		vals = binary.BigEndian.AppendUint64(vals, s.Uploaded)
+		vals = binary.BigEndian.AppendUint64(vals, s.Downloaded)
+		vals = binary.BigEndian.AppendUint64(vals, s.Snatches)
+		return b.Put(key, vals[start:len(vals):len(vals)])
+	}
+	users := make([]model.Stats, len(c.Users))
+	for i := range c.Torrents {
+		t := &c.Torrents[i]
+		var sum model.Stats
+		for _, d := range t.Deltas {
+			u := &users[d.User]
+			u.Uploaded += d.Up
+			u.Downloaded += d.Down
+			u.Snatches += d.Snatches
+			sum.Uploaded += d.Up
+			sum.Downloaded += d.Down
+			sum.Snatches += d.Snatches
+		}
+		// A torrent deleted since the announce keeps no counters.
+		if torrents.Get(t.Hash[:]) != nil {
+			if err := put(ts, t.Hash[:], sum); err != nil {
+				return fmt.Errorf("torrent stats %s: %w", t.Hash, err)
+			}
+		}
+	}
+	var key [8]byte
+	for i, u := range c.Users {
+		binary.BigEndian.PutUint64(key[:], u)
+		if err := put(us, key[:], users[i]); err != nil {
+			return fmt.Errorf("user stats %d: %w", u, err)
+		}
+	}
+	return seqs.Put([]byte(c.NodeID), u64(c.Seq))
+}
