@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -255,18 +256,47 @@ type apiUser struct {
 	name, token string
 }
 
-func (c *binCluster) newUser(name string) apiUser {
+// newUser registers name through the API on node nd as a new user would:
+// POST /api/v1/users, the confirmation link from the email (nodes without
+// SMTP log their emails), then POST /api/v1/tokens.
+func (c *binCluster) newUser(nd *binNode, name string) apiUser {
 	c.t.Helper()
 	pw := "e2e password for " + name
-	c.cli(c.nodes[0], []string{"SEEDBANK_ADMIN_PASSWORD=" + pw}, "user", "create", "--name", name, "--email", name+"@example.org")
+	email := name + "@example.org"
+	body, _ := json.Marshal(map[string]string{"username": name, "email": email, "password": pw})
+	c.apiJSON(nd, "", http.MethodPost, "/api/v1/users", "application/json", bytes.NewReader(body), http.StatusCreated, nil)
+	var link string
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	waitFor(c.t, ctx, "the confirmation email to "+email+" in "+nd.name+"'s log", func() bool {
+		for _, line := range strings.Split(nd.out.String(), "\n") {
+			if strings.Contains(line, "to="+email) {
+				if m := confirmLink.FindString(line); m != "" {
+					link = m
+					return true
+				}
+			}
+		}
+		return false
+	})
+	resp, err := http.Get(link)
+	if err != nil {
+		c.t.Fatalf("open %s: %v", link, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		c.t.Fatalf("confirmation link %s: %d", link, resp.StatusCode)
+	}
 	var out struct {
 		Token string `json:"token"`
-		Error string `json:"error"`
 	}
-	body, _ := json.Marshal(map[string]string{"username": name, "password": pw, "name": "e2e"})
-	c.apiJSON(c.nodes[0], "", http.MethodPost, "/api/v1/tokens", "application/json", bytes.NewReader(body), http.StatusCreated, &out)
+	body, _ = json.Marshal(map[string]string{"username": name, "password": pw, "name": "e2e"})
+	c.apiJSON(nd, "", http.MethodPost, "/api/v1/tokens", "application/json", bytes.NewReader(body), http.StatusCreated, &out)
 	return apiUser{name: name, token: out.Token}
 }
+
+// confirmLink finds an emailed confirmation link in a node's log line.
+var confirmLink = regexp.MustCompile(`http://[0-9.:]+/confirm\?token=[A-Za-z0-9._~%-]+`)
 
 func (c *binCluster) apiJSON(nd *binNode, token, method, path, ctype string, body io.Reader, want int, out any) {
 	c.t.Helper()
@@ -394,25 +424,40 @@ func mustRead(t *testing.T, path string) []byte {
 // aria2 log (written with --log-level=info, which logs each request line).
 func lastAnnounced(t *testing.T, path string) uint64 {
 	t.Helper()
-	var last string
-	for _, line := range strings.Split(string(mustRead(t, path)), "\n") {
-		if strings.HasPrefix(line, "GET ") && strings.Contains(line, "/announce?") {
-			last = line
-		}
-	}
-	if last == "" {
+	down, ok := lastDownloaded(mustRead(t, path))
+	if !ok {
 		t.Fatalf("no announce in %s", path)
 	}
-	target := strings.Fields(last)[1]
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatalf("announce line %q: %v", last, err)
-	}
-	down, err := strconv.ParseUint(u.Query().Get("downloaded"), 10, 64)
-	if err != nil {
-		t.Fatalf("announce line %q: %v", last, err)
-	}
 	return down
+}
+
+// announcedSoFar is lastAnnounced for a log still being written: 0 when
+// there is no complete announce line yet.
+func announcedSoFar(log []byte) uint64 {
+	down, _ := lastDownloaded(log)
+	return down
+}
+
+func lastDownloaded(log []byte) (uint64, bool) {
+	var down uint64
+	found := false
+	for _, line := range strings.Split(string(log), "\n") {
+		if !strings.HasPrefix(line, "GET ") || !strings.Contains(line, "/announce?") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		u, err := url.Parse(f[1])
+		if err != nil {
+			continue
+		}
+		if d, err := strconv.ParseUint(u.Query().Get("downloaded"), 10, 64); err == nil {
+			down, found = d, true
+		}
+	}
+	return down, found
 }
 
 func mustParse(t *testing.T, raw []byte) *metainfo.Torrent {

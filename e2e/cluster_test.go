@@ -28,7 +28,7 @@ func TestFederatedSharing(t *testing.T) {
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	step(t, "1. three nodes started and ready", &at)
 
-	alice, bob := c.newUser("alice"), c.newUser("bob")
+	alice, bob := c.newUser(n1, "alice"), c.newUser(n2, "bob")
 	const size = 30 << 20
 	dir := t.TempDir()
 	data := make([]byte, size)
@@ -59,7 +59,7 @@ func TestFederatedSharing(t *testing.T) {
 	}
 	c.apiJSON(n1, alice.token, http.MethodPost, "/api/v1/torrents", mw.FormDataContentType(), &body, http.StatusCreated, &created)
 	id := created.Dataset.ID
-	step(t, "1. users registered, dataset uploaded via the API on node 1", &at)
+	step(t, "1. users registered through the API (email confirmed), dataset uploaded on node 1", &at)
 
 	// The downloaded .torrent names every node, with the user's passkey.
 	full := c.download(n1, alice, id)
@@ -147,7 +147,7 @@ func TestFederatedSharing(t *testing.T) {
 
 	// A fresh leecher announces to node 2 first, node 3 second; node 2
 	// dies under it and the client fails over.
-	carol := c.newUser("carol")
+	carol := c.newUser(n3, "carol")
 	ct := c.download(n3, carol, id)
 	// Two tiers, not one: a client shuffles the URLs of a tier (BEP 12), and
 	// this step needs node 2 tried first.
@@ -161,8 +161,15 @@ func TestFederatedSharing(t *testing.T) {
 		"--seed-time=0", "--listen-port="+fmt.Sprint(freePort(t)), "--bt-tracker-interval=2", "--max-download-limit=2M",
 		"--bt-stop-timeout=120", "--console-log-level=warn", "--summary-interval=0",
 		"--log="+filepath.Join(logDir, "carol-aria2.log"), "--log-level=info", "--interface=127.0.0.4", failover)
-	time.Sleep(3 * time.Second)
+	// Kill node 2 mid-transfer: once carol has told it she downloaded
+	// something, so node 2 dies holding counters nobody else has.
+	ariaLog := filepath.Join(logDir, "carol-aria2.log")
+	waitFor(t, ctx, "carol announcing progress to node 2", func() bool {
+		raw, err := os.ReadFile(ariaLog)
+		return err == nil && bytes.Contains(raw, []byte(n2.tracker)) && announcedSoFar(raw) > 0
+	})
 	c.kill(n2)
+	t.Logf("node 2 killed after carol reported %d bytes to it", announcedSoFar(mustRead(t, ariaLog)))
 	leechDone := make(chan error, 1)
 	go func() { leechDone <- leech.cmd.Wait() }()
 	select {
@@ -177,7 +184,6 @@ func TestFederatedSharing(t *testing.T) {
 		t.Fatal("carol's copy differs")
 	}
 	// The client really failed over: it announced to node 2, then node 3.
-	ariaLog := filepath.Join(logDir, "carol-aria2.log")
 	reported := lastAnnounced(t, ariaLog)
 	for _, nd := range []*binNode{n2, n3} {
 		if !bytes.Contains(mustRead(t, ariaLog), []byte(nd.tracker)) {

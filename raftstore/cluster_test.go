@@ -257,12 +257,18 @@ func TestClusterEmptyDataDirRejoinsCleanly(t *testing.T) {
 	if v, ok := c.nodes[f].Setting("k99"); !ok || v != "v" {
 		t.Fatal("rejoined node lacks state")
 	}
-	servers, err := c.nodes[f].Servers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(servers) != 3 {
-		t.Fatalf("configuration has %d servers after rejoin: %+v", len(servers), servers)
+	// The rejoined node learns the configuration with the log or the
+	// snapshot; under load that may trail the state by a moment.
+	var servers []raftstore.Server
+	for {
+		var err error
+		if servers, err = c.nodes[f].Servers(); err == nil && len(servers) == 3 {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("configuration has %d servers after rejoin: %+v (%v)", len(servers), servers, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	// Writes still commit through the rejoined node: one cluster, no fork.
 	if err := c.nodes[f].PutSetting(ctx, "post", "1"); err != nil {

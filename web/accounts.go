@@ -87,20 +87,43 @@ func validEmail(e string) bool {
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	p := s.newPage(r, "Create an account")
-	d := s.registerData()
-	p.Data = d
+	p.Data = s.registerData()
 	f := newForm(r, "username", "email", "invite")
 	p.Form = f
-	if d.Mode == RegistrationClosed {
+	_, err := s.signup(r, f, r.PostFormValue("password"), r.PostFormValue("password2"))
+	switch {
+	case errors.Is(err, errRegistrationClosed):
 		s.fail(w, r, http.StatusForbidden, "Registration is closed on this site.")
-		return
+	case errors.Is(err, errSignupRate):
+		s.render(w, http.StatusTooManyRequests, "register", p)
+	case errors.Is(err, errSignupInvalid):
+		s.render(w, http.StatusUnprocessableEntity, "register", p)
+	case err != nil:
+		s.storeFailed(w, r, "creating your account", err)
+	default:
+		redirectOK(w, r, "/login", "registered")
+	}
+}
+
+var (
+	errRegistrationClosed = errors.New("registration is closed")
+	errSignupRate         = errors.New("too many registrations")
+	errSignupInvalid      = errors.New("invalid registration")
+)
+
+// signup checks and creates an account, for the form and the API alike:
+// f holds username, email and invite; a field error fills f and returns
+// errSignupInvalid. The new account must confirm its email address (a link
+// is sent) before it can log in; the first account becomes an admin.
+func (s *Server) signup(r *http.Request, f *form, pw, pw2 string) (model.User, error) {
+	d := s.registerData()
+	if d.Mode == RegistrationClosed {
+		return model.User{}, errRegistrationClosed
 	}
 	if ok, wait := s.ipRate.allow("register:"+s.clientIP(r), s.cfg.Now()); !ok {
 		f.Error = fmt.Sprintf("Too many registrations from your address. Wait %d seconds and try again.", int(wait.Seconds())+1)
-		s.render(w, http.StatusTooManyRequests, "register", p)
-		return
+		return model.User{}, errSignupRate
 	}
-	pw, pw2 := r.PostFormValue("password"), r.PostFormValue("password2")
 	name, email := f.Get("username"), f.Get("email")
 	if !usernameRe.MatchString(name) {
 		f.fail("username", "Use 2-32 letters, digits, '_', '.' or '-', starting with a letter or digit.")
@@ -122,19 +145,16 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !f.ok() {
-		s.render(w, http.StatusUnprocessableEntity, "register", p)
-		return
+		return model.User{}, errSignupInvalid
 	}
 	hash, err := auth.HashPassword(pw, s.cfg.Password)
 	if err != nil {
-		s.storeFailed(w, r, "creating your account", err)
-		return
+		return model.User{}, err
 	}
 	id, err1 := auth.NewID()
 	passkey, err2 := auth.NewPasskey()
 	if err := errors.Join(err1, err2); err != nil {
-		s.storeFailed(w, r, "creating your account", err)
-		return
+		return model.User{}, err
 	}
 	u := model.User{
 		ID: id, Username: name, Email: email, PasswordHash: hash, Passkey: passkey,
@@ -150,11 +170,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		if err := s.claimInvite(ctx, inv, u); err != nil {
 			if isErr(err, s.cfg.StoreErrors.RecordExists) {
 				f.fail("invite", "This invite code has already been used.")
-				s.render(w, http.StatusUnprocessableEntity, "register", p)
-				return
+				return model.User{}, errSignupInvalid
 			}
-			s.storeFailed(w, r, "creating your account", err)
-			return
+			return model.User{}, err
 		}
 	}
 	if err := s.store.CreateUser(ctx, u); err != nil {
@@ -167,15 +185,13 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		case isErr(err, s.cfg.StoreErrors.EmailTaken):
 			f.fail("email", "An account already uses this email address.")
 		default:
-			s.storeFailed(w, r, "creating your account", err)
-			return
+			return model.User{}, err
 		}
-		s.render(w, http.StatusUnprocessableEntity, "register", p)
-		return
+		return model.User{}, errSignupInvalid
 	}
 	s.log.Info("account created", "user", u.Username, "uid", u.ID, "role", u.Role)
 	s.sendConfirmation(u)
-	redirectOK(w, r, "/login", "registered")
+	return u, nil
 }
 
 func unconfirmed(u model.User) bool { return u.Extra[extraEmailConfirmed] == "0" }

@@ -111,6 +111,7 @@ func (s *Server) routes() {
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", staticCache(http.FileServerFS(static))))
 	r.Handle("/api/v1/me", http.HandlerFunc(s.apiMe)).Methods(http.MethodGet)
 	r.Handle("/api/v1/tokens", http.HandlerFunc(s.apiTokenCreate)).Methods(http.MethodPost)
+	r.Handle("/api/v1/users", http.HandlerFunc(s.apiRegister)).Methods(http.MethodPost)
 	s.catalogAPIRoutes(r)
 
 	p := r.NewRoute().Subrouter()
