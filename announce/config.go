@@ -110,6 +110,9 @@ func (c *Config) validate() error {
 	if c.NodeID == "" {
 		errs = append(errs, errors.New("NodeID is required"))
 	}
+	if len(c.NodeID) > 255 {
+		errs = append(errs, errors.New("NodeID is longer than 255 bytes"))
+	}
 	if c.QueuePath == "" {
 		errs = append(errs, errors.New("QueuePath is required"))
 	}

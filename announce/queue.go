@@ -18,7 +18,8 @@ import (
 //	meta/node_id   the node the file belongs to
 //	meta/next_seq  the Seq of the next batch, big-endian uint64
 //	meta/next_seg  the number of the next counter log segment
-//	batches/<seq>  a flushed model.StatsBatch (JSON) not yet committed
+//	batches/<seq>  a flushed model.StatsBatch not yet committed, in the
+//	               binary form of encodeBatch (JSON before it; both read)
 //	counterlog/<segment>  a run of peer counter changes, in order:
 //	               records of 1 kind byte (put or delete), the 48-byte
 //	               key <user|torrent|peer_id> and, for a put, the value
@@ -343,11 +344,7 @@ func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
 		for start := 0; start < len(f.deltas); start += maxDeltasPerBatch {
 			chunk := f.deltas[start:min(start+maxDeltasPerBatch, len(f.deltas))]
 			b := model.StatsBatch{NodeID: q.nodeID, Seq: next, Deltas: chunk}
-			raw, err := json.Marshal(b)
-			if err != nil {
-				return err
-			}
-			if err := tx.Bucket(bucketBatches).Put(be64(next), raw); err != nil {
+			if err := tx.Bucket(bucketBatches).Put(be64(next), encodeBatch(b)); err != nil {
 				return err
 			}
 			batches = append(batches, b)
@@ -380,8 +377,8 @@ func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
 	return seq, nil
 }
 
-// maxDeltasPerBatch keeps one stats batch (about 150 bytes of JSON a delta)
-// far below the raft command limit.
+// maxDeltasPerBatch keeps one stats batch far below the raft command
+// limit (about 30 bytes a delta there, 125 in the JSON of older nodes).
 const maxDeltasPerBatch = 20_000
 
 // oldest returns the pending batch with the lowest Seq.
@@ -397,7 +394,8 @@ func (q *statsQueue) oldest() (b model.StatsBatch, ok bool, err error) {
 		if ok {
 			return nil
 		}
-		if err := json.Unmarshal(v, &b); err != nil {
+		var err error
+		if b, err = decodeBatch(v); err != nil {
 			return fmt.Errorf("decode stats batch %d: %w", binary.BigEndian.Uint64(k), err)
 		}
 		ok = true
@@ -431,3 +429,64 @@ func (q *statsQueue) pending() (int, error) {
 }
 
 func (q *statsQueue) close() error { return q.db.Close() }
+
+// batchFormat is the first byte of a batch in the binary form; a JSON batch
+// (written before it) starts with '{'.
+const batchFormat byte = 1
+
+// deltaLen is the size of one delta in the binary form: user, torrent,
+// uploaded, downloaded, snatches.
+const deltaLen = 8 + 20 + 8 + 8 + 8
+
+// encodeBatch is a queued batch's stored form: batchFormat, Seq, the node
+// id's length (one byte) and bytes, then deltas of deltaLen bytes,
+// big-endian. It costs a fraction of json.Marshal, which was a tenth of
+// a flush.
+func encodeBatch(b model.StatsBatch) []byte {
+	out := make([]byte, 0, 1+8+1+len(b.NodeID)+len(b.Deltas)*deltaLen)
+	out = append(out, batchFormat)
+	out = binary.BigEndian.AppendUint64(out, b.Seq)
+	out = append(out, byte(len(b.NodeID)))
+	out = append(out, b.NodeID...)
+	for _, d := range b.Deltas {
+		out = binary.BigEndian.AppendUint64(out, d.UserID)
+		out = append(out, d.Torrent[:]...)
+		out = binary.BigEndian.AppendUint64(out, d.Uploaded)
+		out = binary.BigEndian.AppendUint64(out, d.Downloaded)
+		out = binary.BigEndian.AppendUint64(out, d.Snatches)
+	}
+	return out
+}
+
+// errBadBatch marks a stored batch that is neither form.
+var errBadBatch = errors.New("malformed stored stats batch")
+
+// decodeBatch reads a stored batch of either form.
+func decodeBatch(v []byte) (model.StatsBatch, error) {
+	var b model.StatsBatch
+	if len(v) > 0 && v[0] == '{' {
+		err := json.Unmarshal(v, &b)
+		return b, err
+	}
+	if len(v) < 10 || v[0] != batchFormat {
+		return b, errBadBatch
+	}
+	b.Seq = binary.BigEndian.Uint64(v[1:])
+	n := int(v[9])
+	v = v[10:]
+	if len(v) < n || (len(v)-n)%deltaLen != 0 {
+		return b, errBadBatch
+	}
+	b.NodeID, v = string(v[:n]), v[n:]
+	b.Deltas = make([]model.StatsDelta, len(v)/deltaLen)
+	for i := range b.Deltas {
+		d := &b.Deltas[i]
+		d.UserID = binary.BigEndian.Uint64(v)
+		copy(d.Torrent[:], v[8:28])
+		d.Uploaded = binary.BigEndian.Uint64(v[28:])
+		d.Downloaded = binary.BigEndian.Uint64(v[36:])
+		d.Snatches = binary.BigEndian.Uint64(v[44:])
+		v = v[deltaLen:]
+	}
+	return b, nil
+}

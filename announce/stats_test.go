@@ -1,12 +1,15 @@
 package announce
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -715,4 +718,102 @@ func TestCounterLogReplay(t *testing.T) {
 		t.Fatalf("%d batches pending, want 2", n)
 	}
 	q.close()
+}
+
+func TestBatchCodec(t *testing.T) {
+	b := model.StatsBatch{NodeID: "node-7", Seq: 1<<40 + 3, Deltas: []model.StatsDelta{
+		{UserID: 1, Torrent: model.InfoHash{1, 2, 3}, Uploaded: 10, Downloaded: 20, Snatches: 1},
+		{UserID: ^uint64(0), Torrent: model.InfoHash{19: 9}, Uploaded: ^uint64(0), Downloaded: 0, Snatches: 1 << 20},
+	}}
+	js, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string][]byte{"binary": encodeBatch(b), "json (older queue files)": js} {
+		got, err := decodeBatch(v)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got.NodeID != b.NodeID || got.Seq != b.Seq || !slices.Equal(got.Deltas, b.Deltas) {
+			t.Fatalf("%s: %+v, want %+v", name, got, b)
+		}
+	}
+	empty := model.StatsBatch{NodeID: "n", Seq: 1}
+	if got, err := decodeBatch(encodeBatch(empty)); err != nil || got.NodeID != "n" || got.Seq != 1 || len(got.Deltas) != 0 {
+		t.Fatalf("empty batch: %+v %v", got, err)
+	}
+	good := encodeBatch(b)
+	for name, v := range map[string][]byte{
+		"empty":        nil,
+		"unknown form": append([]byte{9}, good[1:]...),
+		"cut short":    good[:len(good)-1],
+		"header only":  good[:9],
+		"long node id": append(bytes.Clone(good[:9]), 200, 'x'),
+	} {
+		if _, err := decodeBatch(v); err == nil {
+			t.Errorf("%s: decoded", name)
+		}
+	}
+}
+
+// A queue file written before the binary batch form (JSON batches) is
+// read and committed by this version.
+func TestQueueCommitsOlderJSONBatches(t *testing.T) {
+	reg := newFakeRegistry()
+	pk := reg.addUser(1, true)
+	ih := reg.addTorrent("t", 1<<30)
+	path := filepath.Join(t.TempDir(), "q.db")
+	sc := newFakeCommitter()
+	sc.down.Store(true)
+	cfg := Config{NodeID: "n1", QueuePath: path, CommitTimeout: 50 * time.Millisecond}
+	tr, err := New(cfg, reg, sc, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		announceVia(t, tr, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, up: uint64(i * 70)})
+		_ = tr.Flush(context.Background())
+	}
+	_ = tr.Close()
+	// Rewrite the pending batch as an older version stored it.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewritten := 0
+	err = db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketBatches)
+		return bk.ForEach(func(k, v []byte) error {
+			b, err := decodeBatch(v)
+			if err != nil {
+				return err
+			}
+			js, err := json.Marshal(b)
+			if err != nil {
+				return err
+			}
+			rewritten++
+			return bk.Put(k, js)
+		})
+	})
+	db.Close()
+	if err != nil || rewritten != 1 {
+		t.Fatalf("rewrite as JSON: %v (%d batches)", err, rewritten)
+	}
+	sc.down.Store(false)
+	tr, err = New(cfg, reg, sc, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if got := sc.totals[sumKey{1, ih}]; got.up != 70 {
+		t.Fatalf("total up %d, want 70", got.up)
+	}
 }
