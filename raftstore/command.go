@@ -434,6 +434,8 @@ func decodeCommand(data []byte) (command, error) {
 	switch env.Type {
 	case cmdCreateUser:
 		c = &createUserCmd{}
+	case cmdCreateUserAdminIfFirst:
+		c = &createUserAdminIfFirstCmd{}
 	case cmdUpdateUser:
 		c = &updateUserCmd{}
 	case cmdPutTorrent:

@@ -423,6 +423,8 @@ func (a *applier) apply(c command) error {
 	switch c := c.(type) {
 	case *createUserCmd:
 		return a.putUser(&c.User, true)
+	case *createUserAdminIfFirstCmd:
+		return a.applyAdminIfFirst(c)
 	case *updateUserCmd:
 		return a.putUser(&c.User, false)
 	case *putTorrentCmd:

@@ -161,9 +161,6 @@ func (s *Server) signup(r *http.Request, f *form, pw, pw2 string) (model.User, e
 		Role: model.RoleMember, Enabled: true, Created: s.cfg.Now().UnixMilli(),
 		Extra: map[string]string{extraEmailConfirmed: "0"},
 	}
-	if d.First {
-		u.Role = model.RoleAdmin
-	}
 	ctx, cancel := writeCtx(r)
 	defer cancel()
 	if inv != nil {
@@ -175,7 +172,12 @@ func (s *Server) signup(r *http.Request, f *form, pw, pw2 string) (model.User, e
 			return model.User{}, err
 		}
 	}
-	if err := s.store.CreateUser(ctx, u); err != nil {
+	create := s.store.CreateUser
+	if d.First {
+		// Looks like the first account here; the cluster decides.
+		create = s.store.CreateUserAdminIfFirst
+	}
+	if err := create(ctx, u); err != nil {
 		if inv != nil {
 			s.releaseInvite(ctx, inv)
 		}
@@ -188,6 +190,11 @@ func (s *Server) signup(r *http.Request, f *form, pw, pw2 string) (model.User, e
 			return model.User{}, err
 		}
 		return model.User{}, errSignupInvalid
+	}
+	if d.First {
+		if stored, err := s.store.User(u.ID); err == nil {
+			u = stored
+		}
 	}
 	s.log.Info("account created", "user", u.Username, "uid", u.ID, "role", u.Role)
 	s.sendConfirmation(u)

@@ -10,6 +10,10 @@ import (
 // implements it. Writes return once applied on this node; reads are local.
 type Store interface {
 	CreateUser(ctx context.Context, u model.User) error
+	// CreateUserAdminIfFirst creates u as admin if no other account exists
+	// when the write applies, else as a member: the replicated state, not
+	// this node's possibly stale view, decides who is first.
+	CreateUserAdminIfFirst(ctx context.Context, u model.User) error
 	UpdateUser(ctx context.Context, u model.User) error
 	User(id uint64) (model.User, error)
 	UserByName(name string) (model.User, error)
