@@ -112,6 +112,10 @@ func FuzzDecode(f *testing.F) {
 	var e entry
 	e.setAddr(netip.MustParseAddrPort("192.0.2.1:6881"))
 	f.Add(deltaMsg("a", 1, 1, map[peerKey]entry{testKey(1): e}, []peerKey{testKey(2)}))
+	r := replica{self: "b"}
+	pc := announce.PeerCounters{UserID: 7, Torrent: model.InfoHash{1}, PeerID: [20]byte{2}, Uploaded: 3, Downloaded: 4, Updated: 5}
+	f.Add(r.countersMsg(msgOffer, []announce.PeerCounters{pc}))
+	f.Add(r.countersMsg(msgTaken, []announce.PeerCounters{pc, pc}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decode(b)
 	})
