@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -524,5 +525,46 @@ func BenchmarkParseRequestHead(b *testing.B) {
 		if _, err := p.parse(br, false); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The tracker's listener accepts connections without TCP keepalive (the
+// server's idle deadline ends idle connections), so accepting one costs no
+// keepalive setsockopt calls.
+func TestListenTCPNoKeepAlive(t *testing.T) {
+	ln, err := ListenTCP(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	raw, err := sc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, nodelay := -1, -1
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		keep, serr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		if serr == nil {
+			nodelay, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+		}
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	if keep != 0 || nodelay != 1 {
+		t.Fatalf("SO_KEEPALIVE %d TCP_NODELAY %d, want 0 and 1", keep, nodelay)
+	}
+	if _, err := ListenTCP(context.Background(), ln.Addr().String()); err == nil {
+		t.Fatal("second listener on a bound port")
 	}
 }

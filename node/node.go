@@ -182,7 +182,7 @@ func (n *Node) listen() error {
 	if n.httpLn, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
 		return fmt.Errorf("site listener on %s: %w", n.cfg.HTTPAddr, err)
 	}
-	if n.trackerLn, err = net.Listen("tcp", n.cfg.TrackerAddr); err != nil {
+	if n.trackerLn, err = announce.ListenTCP(context.Background(), n.cfg.TrackerAddr); err != nil {
 		n.closeListeners()
 		return fmt.Errorf("tracker listener on %s: %w", n.cfg.TrackerAddr, err)
 	}
