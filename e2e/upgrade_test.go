@@ -77,9 +77,20 @@ func TestMixedVersionsRollingUpgrade(t *testing.T) {
 	}
 	wantVersions := func(want map[*binNode]string) {
 		t.Helper()
+		// Ready flickers while a node applies the entries just committed
+		// (member records of the nodes that joined), so poll.
 		for nd, v := range want {
-			if ready, got := readyz(t, nd); !ready || got != v {
-				t.Fatalf("%s: ready %v, version %q, want %q", nd.name, ready, got, v)
+			var ready bool
+			var got string
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				if ready, got = readyz(t, nd); ready && got == v {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: ready %v, version %q, want ready with %q", nd.name, ready, got, v)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 	}
