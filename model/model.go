@@ -160,6 +160,10 @@ type Member struct {
 	UDPAnnounceURL string `json:"udp_announce_url,omitempty"`
 	Institution    string `json:"institution,omitempty"`
 	ClusterAddr    string `json:"cluster_addr"`
+	// Features are the optional log encodings this node's build applies,
+	// space-separated (raftstore.Features): writers use one only when every
+	// member lists it, so a mixed-version cluster keeps applying.
+	Features string `json:"features,omitempty"`
 }
 
 // MarshalText encodes h as lowercase hex, so JSON and map keys read well.

@@ -418,6 +418,7 @@ func (n *Node) member() model.Member {
 		AnnounceURL: n.AnnounceURL(),
 		Institution: n.cfg.Institution,
 		ClusterAddr: n.store.Addr(),
+		Features:    raftstore.Features,
 	}
 	if n.udpConn != nil {
 		m.UDPAnnounceURL = n.cfg.UDPURL

@@ -59,10 +59,18 @@ func (s *Store) PutSetting(ctx context.Context, key, value string) error {
 // is not above the last applied for b.NodeID is accepted and ignored, so a
 // retry after a timeout is safe. A node must submit its batches in order.
 //
-// The batch travels in the binary encoding (statsBatchCmd), which nodes
-// built before it cannot read: they stop applying at the first such entry
-// until they are upgraded (see docs/OPERATIONS.md, upgrades).
+// The batch travels in the binary encoding (statsBatchCmd) once every
+// member's build applies it (FeatureBinaryStats), else as JSON
+// commit_stats, which every version reads: a mixed-version cluster keeps
+// applying during a rolling upgrade.
 func (s *Store) CommitStats(ctx context.Context, b model.StatsBatch) error {
+	if !s.clusterHas(FeatureBinaryStats) {
+		c := &commitStatsCmd{Batch: b}
+		if err := c.validate(); err != nil {
+			return err
+		}
+		return s.propose(ctx, c)
+	}
 	c, err := newStatsBatchCmd(b)
 	if err != nil {
 		return err

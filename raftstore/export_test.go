@@ -34,3 +34,7 @@ func HaltedAt(s *Store) uint64 {
 	}
 	return 0
 }
+
+// UsesBinaryStats reports whether s would write stats batches in the
+// binary encoding now.
+func UsesBinaryStats(s *Store) bool { return s.clusterHas(FeatureBinaryStats) }
