@@ -264,6 +264,7 @@ func (n *Node) startServices(keys clusterkey.Ring) error {
 		Swarm:             swarmAdapter{n.tracker},
 		BaseURL:           n.SiteURL(),
 		SessionKey:        deriveKey(clusterKey, "seedbank session key v1"),
+		AcceptSessionKeys: acceptedSessionKeys(keys),
 		TLS:               cfg.TLS,
 		TrustProxyHeaders: len(proxies) > 0,
 		TrustedProxies:    proxies,
@@ -343,6 +344,16 @@ func (n *Node) goRun(name string, fn func() error) {
 
 // deriveKey makes a purpose-specific key from the cluster key, so a leaked
 // session key does not expose the cluster key.
+// acceptedSessionKeys are the session keys of the other keys in the ring,
+// so a session signed by a node using one of them stays valid here.
+func acceptedSessionKeys(keys clusterkey.Ring) [][]byte {
+	var out [][]byte
+	for _, k := range keys.Accepted() {
+		out = append(out, deriveKey(k, "seedbank session key v1"))
+	}
+	return out
+}
+
 func deriveKey(clusterKey []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, clusterKey)
 	m.Write([]byte(purpose))

@@ -23,6 +23,10 @@ type Config struct {
 	// node of a cluster must use the same key (at least 32 bytes), so a
 	// session made on one node is accepted on all.
 	SessionKey []byte
+	// AcceptSessionKeys are further keys whose signatures are accepted (not
+	// made): the session keys of nodes that have not switched yet while the
+	// cluster key is rotated.
+	AcceptSessionKeys [][]byte
 	// SessionTTL is how long a login lasts.
 	SessionTTL time.Duration
 	// TLS says the site is served over HTTPS (directly or behind a TLS proxy):

@@ -79,7 +79,7 @@ func New(cfg Config, st Store, log *slog.Logger) (*Server, error) {
 		cfg:    cfg,
 		store:  st,
 		log:    log.With("component", "web"),
-		sign:   signer{key: cfg.SessionKey},
+		sign:   signer{key: cfg.SessionKey, accept: cfg.AcceptSessionKeys},
 		ipRate: newLimiter(cfg.LoginPerIP),
 		acRate: newLimiter(cfg.LoginPerAccount),
 	}

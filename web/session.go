@@ -32,14 +32,35 @@ type session struct {
 }
 
 // signer makes and checks HMAC-SHA256 signatures with purpose separation.
-type signer struct{ key []byte }
+// It signs with key and also accepts signatures made with accept (the keys
+// of other nodes while the cluster key is rotated), so sessions survive a
+// rotation.
+type signer struct {
+	key    []byte
+	accept [][]byte
+}
 
-func (s signer) mac(purpose string, msg string) []byte {
-	m := hmac.New(sha256.New, s.key)
+func (s signer) mac(purpose string, msg string) []byte { return macWith(s.key, purpose, msg) }
+
+func macWith(key []byte, purpose, msg string) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(purpose))
 	m.Write([]byte{0})
 	m.Write([]byte(msg))
 	return m.Sum(nil)
+}
+
+// verify reports whether sig signs msg under key or an accepted key.
+func (s signer) verify(purpose, msg string, sig []byte) bool {
+	if hmac.Equal(sig, s.mac(purpose, msg)) {
+		return true
+	}
+	for _, k := range s.accept {
+		if hmac.Equal(sig, macWith(k, purpose, msg)) {
+			return true
+		}
+	}
+	return false
 }
 
 // seal returns msg and its signature, base64url, joined by a dot.
@@ -60,7 +81,7 @@ func (s signer) open(purpose, sealed string) (string, bool) {
 	if err1 != nil || err2 != nil {
 		return "", false
 	}
-	if !hmac.Equal(sig, s.mac(purpose, string(msg))) {
+	if !s.verify(purpose, string(msg), sig) {
 		return "", false
 	}
 	return string(msg), true
@@ -134,7 +155,7 @@ func (s *Server) validCSRF(sid, token string) bool {
 	if err != nil || sid == "" {
 		return false
 	}
-	return hmac.Equal(got, s.sign.mac("csrf", sid))
+	return s.sign.verify("csrf", sid, got)
 }
 
 // emailToken makes a signed, expiring token for a link sent by email. Bind
@@ -166,8 +187,8 @@ func (s *Server) checkEmailToken(purpose, tok string, bindFor func(uid uint64) (
 	if !ok {
 		return 0, false
 	}
-	want := hex.EncodeToString(s.sign.mac("bind", bind))
-	if !hmac.Equal([]byte(want), []byte(f[2])) {
+	got, err := hex.DecodeString(f[2])
+	if err != nil || !s.sign.verify("bind", bind, got) {
 		return 0, false
 	}
 	return uid, true
