@@ -307,3 +307,20 @@ func (n *Node) removeServer(ctx context.Context, id string) error {
 	n.gossip.Forget(id)
 	return errors.Join(errs...)
 }
+
+// RemoveFromCluster removes node id for good, through any member: from the
+// raft configuration, its member record (new .torrent files stop listing
+// its announce URL) and its recorded gossip address. It is what the leader
+// does to a node dead past DeadNodeGrace, for an operator who will not wait.
+func RemoveFromCluster(ctx context.Context, c *raftstore.Client, id string) error {
+	if err := c.RemoveServer(ctx, id); err != nil {
+		return fmt.Errorf("remove %s from raft: %w", id, err)
+	}
+	if err := c.RemoveMember(ctx, id); err != nil {
+		return fmt.Errorf("remove %s's member record: %w", id, err)
+	}
+	if err := c.DeleteRecord(ctx, gossipRecordKind, id); err != nil && !errors.Is(err, raftstore.ErrNotFound) {
+		return fmt.Errorf("remove %s's gossip address: %w", id, err)
+	}
+	return nil
+}

@@ -96,3 +96,23 @@ func (c *Client) UserByName(ctx context.Context, name string) (model.User, error
 	}
 	return u, nil
 }
+
+// RemoveServer removes node id from the raft configuration, through the
+// leader (an operator removing a node that is gone for good).
+func (c *Client) RemoveServer(ctx context.Context, id string) error {
+	if !nodeIDRe.MatchString(id) {
+		return invalid("node_id", "%q is not a node id", id)
+	}
+	_, err := c.do(ctx, &forwardRequest{Op: "remove", NodeID: id})
+	return err
+}
+
+// RemoveMember forgets a node's public URLs; see Store.RemoveMember.
+func (c *Client) RemoveMember(ctx context.Context, id string) error {
+	return c.apply(ctx, &removeMemberCmd{NodeID: id})
+}
+
+// DeleteRecord removes (kind, key); see Store.DeleteRecord.
+func (c *Client) DeleteRecord(ctx context.Context, kind, key string) error {
+	return c.apply(ctx, &deleteRecordCmd{Kind: kind, Key: key})
+}

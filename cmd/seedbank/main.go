@@ -29,6 +29,7 @@ Usage:
   seedbank restore --from FILE --data DIR
                              make DIR a new single-node cluster holding FILE's state
   seedbank key ...           list, add, use or remove cluster keys (key rotation)
+  seedbank node remove ID    remove a node that is gone for good from the cluster
   seedbank version           print the version
 
 Run 'seedbank serve --help' for every option.
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return userCmd(args[1:], os.Stdin, stdout, stderr)
 	case "key":
 		return keyCmd(args[1:], stdout, stderr)
+	case "node":
+		return nodeCmd(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "seedbank", version)
 		return 0
