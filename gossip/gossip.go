@@ -305,6 +305,8 @@ type Gossip struct {
 	closing  sync.Once
 
 	r replica // owned by the loop goroutine
+
+	addr string // advertised gossip address, set in New
 }
 
 // inItem is work for the loop: a received message or a membership change.
@@ -362,6 +364,10 @@ func New(cfg Config) (*Gossip, error) {
 		}
 		return nil, fmt.Errorf("gossip: start memberlist on %s: %w", cfg.BindAddr, err)
 	}
+	// Read once, before anything updates the local node: memberlist hands
+	// out its own record, which UpdateNode rewrites in place.
+	ln := g.ml.LocalNode()
+	g.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	g.publishDigest()
 	g.peers.SetObserver(g.observe)
 	// Peers that announced before the observer was set.
@@ -458,10 +464,7 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 }
 
 // Addr returns the advertised gossip address, host:port.
-func (g *Gossip) Addr() string {
-	n := g.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (g *Gossip) Addr() string { return g.addr }
 
 // Join contacts the nodes at addrs (gossip addresses) and merges their
 // membership. It returns how many it reached; an error only if none.
