@@ -248,6 +248,10 @@ type Member struct {
 	Updated time.Time
 
 	leaving bool // it said it is leaving
+	// node is a copy of memberlist's record, taken in its event callback
+	// (under memberlist's lock): memberlist rewrites its own records in
+	// place, so sends use this copy, never memberlist's pointer.
+	node memberlist.Node
 }
 
 // Stats are counters of gossip traffic since New.
@@ -659,6 +663,7 @@ func (e events) NotifyUpdate(n *memberlist.Node) { e.g.setMember(n, StateAlive) 
 
 func (g *Gossip) setMember(n *memberlist.Node, st State) {
 	m := Member{Addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), State: st, Since: time.Now(), Updated: time.Now()}
+	m.node = memberlist.Node{Name: n.Name, Addr: append(net.IP(nil), n.Addr...), Port: n.Port}
 	if err := json.Unmarshal(n.Meta, &m.Meta); err != nil || m.NodeID == "" {
 		m.NodeID = n.Name
 	}
@@ -704,14 +709,31 @@ func (g *Gossip) isAlive(id string) bool {
 	return ok && m.State == StateAlive
 }
 
-// node returns the memberlist node named id if it is alive.
+// node returns a copy of the memberlist node named id if it is alive.
 func (g *Gossip) node(id string) *memberlist.Node {
-	for _, n := range g.ml.Members() {
-		if n.Name == id {
-			return n
-		}
+	g.memMu.RLock()
+	defer g.memMu.RUnlock()
+	m, ok := g.members[id]
+	if !ok || m.State != StateAlive {
+		return nil
 	}
-	return nil
+	n := m.node
+	return &n
+}
+
+// aliveOthers returns copies of the alive members' nodes, this one excluded.
+func (g *Gossip) aliveOthers() []*memberlist.Node {
+	g.memMu.RLock()
+	defer g.memMu.RUnlock()
+	out := make([]*memberlist.Node, 0, len(g.members))
+	for id, m := range g.members {
+		if id == g.cfg.NodeID || m.State != StateAlive {
+			continue
+		}
+		n := m.node
+		out = append(out, &n)
+	}
+	return out
 }
 
 // sendAll sends msg to every alive member but this node: over UDP when it
@@ -719,10 +741,7 @@ func (g *Gossip) node(id string) *memberlist.Node {
 // of receivers.
 func (g *Gossip) sendAll(msg []byte) int {
 	n := 0
-	for _, m := range g.ml.Members() {
-		if m.Name == g.cfg.NodeID {
-			continue
-		}
+	for _, m := range g.aliveOthers() {
 		n++
 		if len(msg) <= g.cfg.MaxPacket {
 			if err := g.ml.SendBestEffort(m, msg); err != nil {
