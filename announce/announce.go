@@ -125,9 +125,6 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, peers []
 		completed: req.event == eventCompleted,
 		seeding:   req.left == 0,
 	}
-	if t.acct.account(&rep, now) {
-		t.peers.addSnatch(tor.ID)
-	}
 	numWant := req.numWant
 	if numWant < 0 {
 		numWant = t.cfg.NumWantDefault
@@ -141,6 +138,8 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, peers []
 		stopped: req.event == eventStopped,
 		numWant: numWant,
 		family:  req.family,
+		acct:    t.acct,
+		rep:     &rep,
 	}
 	peers, counts := t.peers.announce(tor.ID, &la, now, peers)
 	return peers, counts, nil

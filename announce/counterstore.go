@@ -53,6 +53,43 @@ func (s *counterStore) get(k counterKey) (counterRec, bool) {
 	return c, ok
 }
 
+// find returns the index in recs of k's record, or -1 if k's counters are
+// not in a record (see other). hint is where k's record was last seen (the
+// peer store keeps it beside the peer): when it still holds k, no index
+// lookup is needed; a stale or negative hint costs one lookup.
+func (s *counterStore) find(k counterKey, hint int32) int32 {
+	pk := peerKey{k.torrent, k.peer}
+	if hint >= 0 && int(hint) < len(s.recs) && s.recs[hint].user == k.user && s.recs[hint].pk == pk {
+		return hint
+	}
+	i, ok := s.idx[pk]
+	if !ok || s.recs[i].user != k.user {
+		return -1
+	}
+	return i
+}
+
+// other returns k's counters when they are not in a record of k (another
+// user owns the record, or there is none): get after find returned -1.
+func (s *counterStore) other(k counterKey) (counterRec, bool) {
+	if len(s.others) == 0 {
+		return counterRec{}, false
+	}
+	c, ok := s.others[k]
+	return c, ok
+}
+
+// update stores c as k's counters in recs[i], k's record as returned by
+// find, and lists k for the next flush: set without the index lookup.
+func (s *counterStore) update(i int32, k counterKey, c counterRec) {
+	r := &s.recs[i]
+	r.c = c
+	if !r.dirty {
+		r.dirty = true
+		s.dirty = append(s.dirty, k)
+	}
+}
+
 // owner returns the user whose counters of (torrent, peer) were created last.
 func (s *counterStore) owner(pk peerKey) (uint64, bool) {
 	i, ok := s.idx[pk]
@@ -64,8 +101,9 @@ func (s *counterStore) owner(pk peerKey) (uint64, bool) {
 
 // set stores c as k's counters. own makes k.user the owner of the (torrent,
 // peer); otherwise an existing entry is updated where it is. dirty lists k
-// for the next flush.
-func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) {
+// for the next flush. It returns the index of k's record, or -1 when the
+// counters went to the others map.
+func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) int32 {
 	pk := peerKey{k.torrent, k.peer}
 	i, ok := s.idx[pk]
 	switch {
@@ -90,7 +128,7 @@ func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) {
 		if dirty {
 			s.othersDirty[k] = struct{}{}
 		}
-		return
+		return -1
 	}
 	r := &s.recs[i]
 	r.c = c
@@ -98,6 +136,7 @@ func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) {
 		r.dirty = true
 		s.dirty = append(s.dirty, k)
 	}
+	return i
 }
 
 // fromOthers removes k from the others map and reports whether it was

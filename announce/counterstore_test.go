@@ -18,6 +18,9 @@ func TestCounterStoreMatchesMaps(t *testing.T) {
 	counters := map[counterKey]counterRec{}
 	owners := map[peerKey]uint64{}
 	dirty := map[counterKey]bool{}
+	// hints are the record indexes set and find returned, as the peer store
+	// keeps them: records move (del swaps the last one in), so many go stale.
+	hints := map[counterKey]int32{}
 	key := func() counterKey {
 		return counterKey{user: uint64(rng.IntN(3) + 1), torrent: model.InfoHash{byte(rng.IntN(3))}, peer: peerID(rng.IntN(4))}
 	}
@@ -30,7 +33,14 @@ func TestCounterStoreMatchesMaps(t *testing.T) {
 			own := rng.IntN(2) == 0 || !exists
 			c := counterRec{up: uint64(step), updated: int64(rng.IntN(100))}
 			mark := rng.IntN(4) != 0
-			s.set(k, c, own, mark)
+			if i := s.set(k, c, own, mark); i >= 0 {
+				if r := s.recs[i]; r.user != k.user || r.pk != pk || r.c != c {
+					t.Fatalf("step %d: set %v returned record %d holding %+v", step, k, i, r)
+				}
+				hints[k] = i
+			} else if own {
+				t.Fatalf("step %d: set %v as owner returned no record", step, k)
+			}
 			counters[k] = c
 			if own {
 				owners[pk] = k.user
@@ -91,6 +101,29 @@ func TestCounterStoreMatchesMaps(t *testing.T) {
 			if wu, wok := owners[pk]; ok != wok || u != wu {
 				t.Fatalf("step %d: owner of %v = %d %v, want %d %v", step, pk, u, ok, wu, wok)
 			}
+			hint, ok := hints[k]
+			if !ok || rng.IntN(4) == 0 {
+				hint = int32(rng.IntN(len(s.recs)+3) - 2)
+			}
+			i := s.find(k, hint)
+			_, has := counters[k]
+			if want := has && owners[pk] == k.user; (i >= 0) != want {
+				t.Fatalf("step %d: find %v (hint %d) = %d, want a record: %v", step, k, hint, i, want)
+			}
+			if i < 0 {
+				if c, ok := s.other(k); ok != has || c != counters[k] {
+					t.Fatalf("step %d: other %v = %v %v, want %v %v", step, k, c, ok, counters[k], has)
+				}
+				break
+			}
+			if r := s.recs[i]; r.user != k.user || r.pk != pk || r.c != counters[k] {
+				t.Fatalf("step %d: find %v (hint %d) gave record %d holding %+v", step, k, hint, i, r)
+			}
+			hints[k] = i
+			c := counterRec{up: uint64(step) + 1<<40}
+			s.update(i, k, c)
+			counters[k] = c
+			dirty[k] = true
 		}
 		if s.len() != len(counters) {
 			t.Fatalf("step %d: %d counters, want %d", step, s.len(), len(counters))

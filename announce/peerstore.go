@@ -69,8 +69,10 @@ const (
 // localOrigin is the origin index of peers that announced to this node.
 const localOrigin uint16 = 0
 
-// peerRec is the stored form of one peer: 59 bytes of payload, 64 with
-// alignment. lastSeen is seconds since the store's epoch.
+// peerRec is the stored form of one peer: 63 bytes of payload, 64 with
+// alignment. lastSeen is seconds since the store's epoch. counters is where
+// the accountant kept the peer's counters at its last announce here (a hint
+// the accountant checks, so a stale one is harmless).
 type peerRec struct {
 	user     uint64
 	id       [20]byte
@@ -79,6 +81,7 @@ type peerRec struct {
 	port4    uint16
 	port6    uint16
 	lastSeen uint32
+	counters int32
 	origin   uint16
 	flags    uint8
 }
@@ -336,6 +339,12 @@ type localAnnounce struct {
 	stopped bool
 	numWant int
 	family  family
+	// acct, when set, accounts rep under the swarm's lock, so the peer's
+	// record found here tells the accountant where its counters are (one
+	// lookup of the peer serves both), and a snatch counts without
+	// another lookup of the swarm.
+	acct *accountant
+	rep  *report
 }
 
 // swarmCounts are the numbers a tracker reports for a swarm.
@@ -351,6 +360,27 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sw := sh.swarms[h]
+	var i int32
+	var known bool
+	if sw != nil {
+		i, known = sw.index[a.id]
+	}
+	counters := int32(-1)
+	if a.acct != nil {
+		hint := int32(-1)
+		if known {
+			hint = sw.peers[i].counters
+		}
+		var snatch bool
+		snatch, counters = a.acct.accountAt(a.rep, now, hint)
+		if snatch {
+			if sw == nil {
+				sw = &swarm{index: map[[20]byte]int32{}}
+				sh.swarms[h] = sw
+			}
+			sw.snatches++
+		}
+	}
 	if sw == nil {
 		if a.stopped {
 			return dst, swarmCounts{}
@@ -358,7 +388,6 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 		sw = &swarm{index: map[[20]byte]int32{}}
 		sh.swarms[h] = sw
 	}
-	i, known := sw.index[a.id]
 	switch {
 	case a.stopped:
 		if known {
@@ -366,7 +395,7 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 			ev = PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(r.anyAddr()), UserID: r.user}
 		}
 	case !known:
-		r := peerRec{user: a.user, id: a.id, lastSeen: s.stamp(now), origin: localOrigin}
+		r := peerRec{user: a.user, id: a.id, lastSeen: s.stamp(now), counters: counters, origin: localOrigin}
 		r.setAddr(a.addr)
 		if a.seeder {
 			r.flags |= flagSeeder
@@ -382,6 +411,7 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 			changed = true
 		}
 		r.lastSeen = s.stamp(now)
+		r.counters = counters
 		if changed {
 			ev = PeerEvent{Kind: PeerPut, Swarm: h, Peer: r.peer(a.addr), UserID: a.user}
 		}
@@ -397,19 +427,6 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 		s.emit(ev)
 	}
 	return dst, c
-}
-
-// addSnatch counts one completed download in swarm h.
-func (s *PeerStore) addSnatch(h model.InfoHash) {
-	sh := s.shard(h)
-	sh.mu.Lock()
-	sw := sh.swarms[h]
-	if sw == nil {
-		sw = &swarm{index: map[[20]byte]int32{}}
-		sh.swarms[h] = sw
-	}
-	sw.snatches++
-	sh.mu.Unlock()
 }
 
 // Counts returns the seeders and leechers of swarm h, local and remote, and

@@ -157,12 +157,29 @@ type report struct {
 
 // account applies one announce and reports whether it counted a new snatch.
 func (a *accountant) account(r *report, now time.Time) (snatch bool) {
+	snatch, _ = a.accountAt(r, now, -1)
+	return snatch
+}
+
+// accountAt is account with hint, where the peer's counters were last (as
+// accountAt returned it; any value is safe, -1 if unknown). It also returns
+// where they are now, for the next announce of the peer.
+func (a *accountant) accountAt(r *report, now time.Time, hint int32) (snatch bool, at int32) {
 	k := counterKey{r.user, r.torrent.ID, r.peer}
 	nowS := now.Unix()
 	var badUp, badDown uint64
 	sh := a.shard(r.torrent.ID)
 	sh.mu.Lock()
-	c, known := sh.counters.get(k)
+	// One index lookup at most, none with a valid hint: recs[at] is updated
+	// in place below (nothing in between adds or moves records).
+	at = sh.counters.find(k, hint)
+	var c counterRec
+	var known bool
+	if at >= 0 {
+		c, known = sh.counters.recs[at].c, true
+	} else {
+		c, known = sh.counters.other(k)
+	}
 	own := false
 	if !known || c.handedOff {
 		// New here: a baseline, awaiting a possible handoff.
@@ -184,7 +201,11 @@ func (a *accountant) account(r *report, now time.Time) (snatch bool) {
 		c.completed, snatch = true, true
 		a.addLocked(sh, k, 0, 0, 1)
 	}
-	sh.counters.set(k, c, own, true)
+	if at >= 0 {
+		sh.counters.update(at, k, c)
+	} else {
+		at = sh.counters.set(k, c, own, true)
+	}
 	if len(sh.deleted) > 0 {
 		delete(sh.deleted, k)
 	}
@@ -192,7 +213,7 @@ func (a *accountant) account(r *report, now time.Time) (snatch bool) {
 	if badUp != 0 || badDown != 0 {
 		a.logJump(k, badUp, badDown, r.torrent.TotalSize)
 	}
-	return snatch
+	return snatch, at
 }
 
 // plausible applies the jump rules to deltas over elapsed seconds. It returns

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -815,5 +816,54 @@ func TestQueueCommitsOlderJSONBatches(t *testing.T) {
 	defer sc.mu.Unlock()
 	if got := sc.totals[sumKey{1, ih}]; got.up != 70 {
 		t.Fatalf("total up %d, want 70", got.up)
+	}
+}
+
+// TestCountersHintFollowsRecords: the peer store remembers where each peer's
+// counters are; after the accountant moves records (a forgotten peer's slot
+// is filled by the last one), the stale place is detected, the delta is
+// still counted exactly once and the peer remembers the new place.
+func TestCountersHintFollowsRecords(t *testing.T) {
+	f := newHTTPFixture(t, nil)
+	send := func(id int, up uint64) {
+		t.Helper()
+		req := announceRequest{infoHash: f.ih, peerID: peerID(id), addr: netip.MustParseAddr("192.0.2.1"),
+			port: uint16(6000 + id), uploaded: up, left: 1, numWant: -1, family: family4}
+		if _, _, err := f.tr.announce(f.pk, &req, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hint := func(id int) (remembered, actual int32) {
+		t.Helper()
+		ps := f.tr.peers.shard(f.ih)
+		ps.mu.Lock()
+		sw := ps.swarms[f.ih]
+		remembered = sw.peers[sw.index[peerID(id)]].counters
+		ps.mu.Unlock()
+		sh := f.tr.acct.shard(f.ih)
+		sh.mu.Lock()
+		actual = sh.counters.find(counterKey{1, f.ih, peerID(id)}, -1)
+		sh.mu.Unlock()
+		return remembered, actual
+	}
+	for id := range 3 {
+		send(id, 1000)
+		if r, a := hint(id); r != a || a < 0 {
+			t.Fatalf("peer %d: remembered %d, counters at %d", id, r, a)
+		}
+	}
+	sh := f.tr.acct.shard(f.ih)
+	sh.mu.Lock()
+	sh.counters.del(counterKey{1, f.ih, peerID(0)}) // moves peer 2's record
+	sh.mu.Unlock()
+	if r, a := hint(2); r == a {
+		t.Fatalf("peer 2's record did not move (at %d)", a)
+	}
+	send(2, 1300)
+	if r, a := hint(2); r != a {
+		t.Fatalf("peer 2: remembered %d, counters at %d", r, a)
+	}
+	if got := sh.pending[sumKey{1, f.ih}]; got.up != 300 {
+		t.Fatalf("pending upload %d, want 300", got.up)
 	}
 }

@@ -10,6 +10,9 @@ import (
 	"runtime"
 	"time"
 	"unsafe"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // BEP 15 wire constants.
@@ -38,36 +41,86 @@ const (
 // Allocation budget of a UDP announce (BenchmarkUDPAnnounce): 0. Buffers
 // are per worker, the passkey handed to Registry.UserByPasskey is a view of
 // the worker's URL-data buffer, connection ids are computed on the stack.
+// Reading a datagram from the socket costs 2 more (golang.org/x/net returns
+// the sender as a new *net.UDPAddr); writing the answer costs none.
+
+// udpBatch is the most datagrams one system call reads or writes. Under load
+// a worker takes what has queued, up to this many, answers them all and sends
+// the answers in one call; when idle it blocks in the read and answers a
+// single datagram at once, so batching adds no latency.
+const udpBatch = 32
 
 // udpState is one worker's reusable memory.
 type udpState struct {
-	in    [udpBufSize]byte
-	out   [udpBufSize]byte
+	out   []byte // where handleUDP writes its answer; udpBufSize long
 	url   [udpMaxURLData]byte
 	req   announceRequest
 	peers []Peer
 }
 
 func (t *Tracker) newUDPState() *udpState {
-	return &udpState{peers: make([]Peer, 0, max(udpMaxPeers4, udpMaxPeers6))}
+	return &udpState{
+		out:   make([]byte, udpBufSize),
+		peers: make([]Peer, 0, max(udpMaxPeers4, udpMaxPeers6)),
+	}
+}
+
+// batchConn reads and writes several datagrams per system call (recvmmsg and
+// sendmmsg on Linux, one datagram per call elsewhere): an
+// golang.org/x/net/ipv4 or ipv6 PacketConn.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+func newBatchConn(conn *net.UDPConn) batchConn {
+	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() != nil {
+		return ipv4.NewPacketConn(conn)
+	}
+	return ipv6.NewPacketConn(conn) // also a dual-stack socket's IPv4 clients
+}
+
+// udpBatchBufs are one worker's datagram buffers: udpBatch received
+// datagrams and their answers.
+type udpBatchBufs struct {
+	in  []ipv4.Message // Buffers[0] is an udpBufSize slice of inBuf
+	out []ipv4.Message // Buffers[0] is set to each answer
+	// outBuf holds the answers of one batch, udpBufSize each.
+	inBuf, outBuf []byte
+}
+
+func newUDPBatchBufs() *udpBatchBufs {
+	b := &udpBatchBufs{
+		in:     make([]ipv4.Message, udpBatch),
+		out:    make([]ipv4.Message, udpBatch),
+		inBuf:  make([]byte, udpBatch*udpBufSize),
+		outBuf: make([]byte, udpBatch*udpBufSize),
+	}
+	for i := range b.in {
+		b.in[i].Buffers = [][]byte{b.inBuf[i*udpBufSize : (i+1)*udpBufSize : (i+1)*udpBufSize]}
+		b.out[i].Buffers = make([][]byte, 1)
+	}
+	return b
 }
 
 // ServeUDP answers BEP 15 connect, announce and scrape on conn until ctx is
 // done, then returns nil; it returns an error if reading fails otherwise
-// (e.g. the conn was closed). Several goroutines read conn. The passkey of an
-// announce comes from the BEP 41 URL data ("/<passkey>/announce"). A scrape
-// needs a valid connection id but no passkey; unregistered hashes scrape as
-// zeroes. Malformed datagrams are dropped or answered with an error packet,
-// never with more bytes than a valid connection id allows. ServeUDP leaves a
-// past read deadline on conn when it returns; the caller closes conn.
+// (e.g. the conn was closed). Several goroutines read conn, each up to
+// udpBatch datagrams per system call. The passkey of an announce comes from
+// the BEP 41 URL data ("/<passkey>/announce"). A scrape needs a valid
+// connection id but no passkey; unregistered hashes scrape as zeroes.
+// Malformed datagrams are dropped or answered with an error packet, never
+// with more bytes than a valid connection id allows. ServeUDP leaves a past
+// read deadline on conn when it returns; the caller closes conn.
 func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 	workers := min(runtime.GOMAXPROCS(0), 8)
 	unblock := func() { conn.SetReadDeadline(time.Unix(1, 0)) }
 	stop := context.AfterFunc(ctx, unblock)
 	defer stop()
+	bc := newBatchConn(conn)
 	errc := make(chan error, workers)
 	for range workers {
-		go func() { errc <- t.udpWorker(ctx, conn) }()
+		go func() { errc <- t.udpWorker(ctx, bc) }()
 	}
 	var first error
 	for range workers {
@@ -82,24 +135,53 @@ func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 	return first
 }
 
-func (t *Tracker) udpWorker(ctx context.Context, conn *net.UDPConn) error {
+func (t *Tracker) udpWorker(ctx context.Context, bc batchConn) error {
 	st := t.newUDPState()
+	b := newUDPBatchBufs()
 	for {
-		n, from, err := conn.ReadFromUDPAddrPort(st.in[:])
+		n, err := bc.ReadBatch(b.in, 0)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("announce: udp read: %w", err)
 		}
-		if n >= len(st.in) {
-			continue // oversized: not a tracker packet
-		}
-		if resp := t.handleUDP(st, st.in[:n], from); resp != nil {
-			if _, err := conn.WriteToUDPAddrPort(resp, from); err != nil && !errors.Is(err, net.ErrClosed) {
-				t.log.Debug("udp write failed", "to", from, "err", err)
+		answers := 0
+		for i := range b.in[:n] {
+			m := &b.in[i]
+			ua, ok := m.Addr.(*net.UDPAddr)
+			if !ok || m.N >= udpBufSize {
+				continue // oversized: not a tracker packet
 			}
+			st.out = b.outBuf[answers*udpBufSize : (answers+1)*udpBufSize : (answers+1)*udpBufSize]
+			resp := t.handleUDP(st, m.Buffers[0][:m.N], ua.AddrPort())
+			if resp == nil {
+				continue
+			}
+			w := &b.out[answers]
+			w.Buffers[0] = resp
+			w.Addr = m.Addr
+			answers++
 		}
+		t.udpSend(bc, b.out[:answers])
+	}
+}
+
+// udpSend writes the answers in ms, as many per system call as the socket
+// takes. A datagram the kernel refuses (e.g. no route to its address) is
+// logged and skipped; the rest are still sent.
+func (t *Tracker) udpSend(bc batchConn, ms []ipv4.Message) {
+	for len(ms) > 0 {
+		n, err := bc.WriteBatch(ms, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			t.log.Debug("udp write failed", "to", ms[0].Addr, "err", err)
+			ms = ms[1:] // sendmmsg fails only on its first datagram
+			continue
+		}
+		ms = ms[max(n, 1):] // never 0 without an error; guard the loop anyway
 	}
 }
 

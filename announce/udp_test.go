@@ -7,10 +7,12 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/seedbank/seedbank/model"
+	"golang.org/x/net/ipv4"
 )
 
 // udpClient speaks BEP 15 over a real socket.
@@ -426,6 +428,151 @@ func TestUDPNoAmplification(t *testing.T) {
 		binary.BigEndian.PutUint32(pkt[8:], udpActionScrape)
 		if resp := f.tr.handleUDP(st, pkt, from); len(resp) > len(pkt) {
 			t.Fatalf("%d-byte datagram answered with %d bytes", n, len(resp))
+		}
+	}
+}
+
+// countingConn records the largest batch one ReadBatch returned.
+type countingConn struct {
+	batchConn
+	most atomic.Int32
+}
+
+func (c *countingConn) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	n, err := c.batchConn.ReadBatch(ms, flags)
+	if int32(n) > c.most.Load() {
+		c.most.Store(int32(n))
+	}
+	return n, err
+}
+
+// TestUDPBatch queues datagrams of several clients before the worker reads:
+// it takes them in batches (one system call for many) and every client gets
+// the answer to each of its datagrams, with its own transaction id.
+func TestUDPBatch(t *testing.T) {
+	f := newHTTPFixture(t, nil)
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const clients, each = 4, 25 // 100 datagrams, more than udpBatch
+	cs := make([]*udpClient, clients)
+	for i := range cs {
+		cs[i] = newUDPClient(t, "udp4", conn.LocalAddr())
+		cs[i].conn.SetReadBuffer(1 << 20)
+	}
+	conn.SetReadBuffer(1 << 20)
+	for range each {
+		for _, c := range cs {
+			if _, err := c.conn.Write(c.header(udpProtocolID, udpActionConnect)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	cc := &countingConn{batchConn: newBatchConn(conn)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.tr.udpWorker(ctx, cc) }()
+	for i, c := range cs {
+		seen := map[uint32]bool{}
+		buf := make([]byte, 64)
+		for range each {
+			c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := c.conn.Read(buf)
+			if err != nil {
+				t.Fatalf("client %d after %d answers: %v", i, len(seen), err)
+			}
+			if n != 16 || binary.BigEndian.Uint32(buf) != udpActionConnect {
+				t.Fatalf("client %d: answer %x", i, buf[:n])
+			}
+			tid := binary.BigEndian.Uint32(buf[4:])
+			if tid < 1 || tid > each || seen[tid] {
+				t.Fatalf("client %d: transaction id %d (seen %v)", i, tid, seen[tid])
+			}
+			seen[tid] = true
+			local := c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+			if id := binary.BigEndian.Uint64(buf[8:]); !f.tr.conns.valid(id, local, f.tr.now()) {
+				t.Fatalf("client %d: connection id not made for %v", i, local)
+			}
+		}
+	}
+	cancel()
+	conn.SetReadDeadline(time.Unix(1, 0))
+	if err := <-done; err != nil {
+		t.Fatalf("worker: %v", err)
+	}
+	if got := cc.most.Load(); got < 2 || got > udpBatch {
+		t.Fatalf("largest read batch %d datagrams, want 2..%d", got, udpBatch)
+	}
+}
+
+// TestUDPDualStack: a socket on [::] answers IPv4 clients (as IPv4 peers)
+// and IPv6 clients through the same batched reads and writes.
+func TestUDPDualStack(t *testing.T) {
+	f := newHTTPFixture(t, nil)
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv6unspecified})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := conn.LocalAddr().(*net.UDPAddr).Port
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.tr.ServeUDP(ctx, conn) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeUDP: %v", err)
+		}
+		conn.Close()
+	}()
+	path := "/" + f.pk + "/announce"
+	c4 := newUDPClient(t, "udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	resp := c4.roundTrip(c4.announcePacket(c4.connect(), udpAnn{ih: f.ih, id: peerID(1), left: 1, numWant: -1, port: 7001, opts: urlOpts(path, 255)}), 2*time.Second)
+	if len(resp) != 20 || binary.BigEndian.Uint32(resp) != udpActionAnnounce {
+		t.Fatalf("IPv4 announce response %x", resp)
+	}
+	c4b := newUDPClient(t, "udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	resp = c4b.roundTrip(c4b.announcePacket(c4b.connect(), udpAnn{ih: f.ih, id: peerID(2), left: 1, numWant: -1, port: 7002, opts: urlOpts(path, 255)}), 2*time.Second)
+	if len(resp) != 26 {
+		t.Fatalf("second IPv4 announce response %x", resp)
+	}
+	if p := compactPeers(t, string(resp[20:]), 6); p[0] != netip.MustParseAddrPort("127.0.0.1:7001") {
+		t.Fatalf("peer %v", p)
+	}
+	c6 := newUDPClient(t, "udp6", &net.UDPAddr{IP: net.IPv6loopback, Port: port})
+	if cid := c6.connect(); cid == 0 {
+		t.Fatal("zero connection id over IPv6")
+	}
+}
+
+// TestUDPSendSkipsRefused: an answer the kernel refuses (an IPv6 address on
+// an IPv4 socket) is skipped and the answers after it are still sent.
+func TestUDPSendSkipsRefused(t *testing.T) {
+	f := newHTTPFixture(t, nil)
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := newUDPClient(t, "udp4", conn.LocalAddr())
+	to := c.conn.LocalAddr()
+	ms := []ipv4.Message{
+		{Buffers: [][]byte{[]byte("refused")}, Addr: &net.UDPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}},
+		{Buffers: [][]byte{[]byte("first")}, Addr: to},
+		{Buffers: [][]byte{[]byte("refused")}, Addr: &net.UDPAddr{IP: net.ParseIP("2001:db8::2"), Port: 1}},
+		{Buffers: [][]byte{[]byte("second")}, Addr: to},
+	}
+	f.tr.udpSend(newBatchConn(conn), ms)
+	buf := make([]byte, 64)
+	for _, want := range []string{"first", "second"} {
+		c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := c.conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v", want, err)
+		}
+		if string(buf[:n]) != want {
+			t.Fatalf("got %q, want %q", buf[:n], want)
 		}
 	}
 }
