@@ -86,7 +86,22 @@ type Result struct {
 	Errors    map[string]int64 // failure class -> count
 	Example   map[string]string
 	lat       []time.Duration // sorted
+	// Slow are the valid answers that took longer than SlowThreshold, by
+	// release time (at most maxSlow per worker), to line stalls up with
+	// the tracker's background work.
+	Slow []Slow
 }
+
+// Slow is one answer slower than SlowThreshold.
+type Slow struct {
+	At  time.Time     // when the announce was released
+	Lat time.Duration // how long its answer took
+}
+
+// SlowThreshold is the latency from which an answer is kept in Result.Slow.
+const SlowThreshold = 20 * time.Millisecond
+
+const maxSlow = 4096
 
 // PerSec returns valid responses per second.
 func (r *Result) PerSec() float64 {
@@ -127,6 +142,7 @@ type workerResult struct {
 	errors                       map[string]int64
 	example                      map[string]string
 	lat                          []time.Duration
+	slow                         []Slow
 }
 
 func (w *workerResult) fail(err error) {
@@ -211,6 +227,7 @@ func (s *Swarms) Do(ctx context.Context, r Run) (*Result, error) {
 		res.Reconnect += wr.reconnect
 		res.PeersSum += wr.peers
 		res.lat = append(res.lat, wr.lat...)
+		res.Slow = append(res.Slow, wr.slow...)
 		for k, v := range wr.errors {
 			if res.Errors[k] == 0 {
 				res.Example[k] = wr.example[k]
@@ -219,6 +236,7 @@ func (s *Swarms) Do(ctx context.Context, r Run) (*Result, error) {
 		}
 	}
 	slices.Sort(res.lat)
+	slices.SortFunc(res.Slow, func(a, b Slow) int { return a.At.Compare(b.At) })
 	return res, nil
 }
 
@@ -314,7 +332,11 @@ func (s *Swarms) work(ctx context.Context, r *Run, w int, c client, rng *rand.Ra
 			res.fail(fmt.Errorf("peer %d event %d: %w", g, a.event, err))
 			continue
 		}
-		res.lat = append(res.lat, time.Since(sched))
+		lat := time.Since(sched)
+		res.lat = append(res.lat, lat)
+		if lat > SlowThreshold && len(res.slow) < maxSlow {
+			res.slow = append(res.slow, Slow{At: sched, Lat: lat})
+		}
 		res.ok++
 		res.peers += int64(out.Peers)
 		*p = np

@@ -58,6 +58,7 @@ type runFlags struct {
 	opentracker                 string
 	trackerCPU, genCPU          string
 	profileDir, out             string
+	traceDir                    string
 	settle                      time.Duration
 }
 
@@ -77,6 +78,7 @@ func run(args []string) error {
 	fs.StringVar(&rf.opentracker, "opentracker", "/usr/bin/opentracker", "opentracker binary")
 	fs.StringVar(&rf.trackerCPU, "tracker-cpu", "0", "CPU the trackers are pinned to (taskset -c)")
 	fs.StringVar(&rf.genCPU, "gen-cpu", "1", "CPU the generator is pinned to; empty: no pinning")
+	fs.StringVar(&rf.traceDir, "trace", "", "directory for Go execution traces of seedbank's half-peak phases (trace-<mode>.out)")
 	fs.StringVar(&rf.profileDir, "profile", "", "directory for seedbank CPU profiles of each peak phase (cpu-<mode>.prof)")
 	fs.StringVar(&rf.out, "out", "", "also write the markdown report to this file")
 	fs.DurationVar(&rf.settle, "settle", 0, "idle time after the prefill, charged to it")
@@ -86,6 +88,11 @@ func run(args []string) error {
 	}
 	if err := pinSelf(rf.genCPU); err != nil {
 		return err
+	}
+	if rf.traceDir != "" {
+		if err := os.MkdirAll(rf.traceDir, 0o755); err != nil {
+			return fmt.Errorf("trace directory: %w", err)
+		}
 	}
 	if rf.profileDir != "" {
 		if err := os.MkdirAll(rf.profileDir, 0o755); err != nil {
@@ -193,10 +200,22 @@ func run(args []string) error {
 		for _, t := range trackers {
 			only(t)
 			rate := phases[key{t.name, m, "peak"}].res.PerSec() / 2
+			tracing := rf.traceDir != "" && t.stdin != nil
+			if tracing {
+				if err := t.command("trace " + filepath.Join(rf.traceDir, "trace-"+m+".out")); err != nil {
+					return err
+				}
+			}
 			p, err := measure(ctx, t, loadgen.Run{Mode: mode, Workers: rf.halfConc, Duration: rf.dur, Rate: rate, Seed: rf.seed + 2}, 0)
 			if err != nil {
 				return err
 			}
+			if tracing {
+				if err := t.command("stoptrace"); err != nil {
+					return err
+				}
+			}
+			printStalls(t.name, m, p.res.Slow)
 			note(t, "half", p)
 			phases[key{t.name, m, "half"}] = p
 		}
@@ -479,4 +498,24 @@ func (t *tracker) stop() {
 		<-done
 	}
 	t.cmd = nil
+}
+
+// printStalls lists the bursts of slow answers (over loadgen.SlowThreshold)
+// of a half-peak phase by wall-clock time: answers released within 50 ms of
+// each other form one burst.
+func printStalls(tracker, mode string, slow []loadgen.Slow) {
+	if len(slow) == 0 {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "  %s %s half peak: %d answers slower than %v (kept at most 4096 per worker); bursts:\n", tracker, mode, len(slow), loadgen.SlowThreshold)
+	for i := 0; i < len(slow); {
+		j, worst := i, slow[i].Lat
+		for j+1 < len(slow) && slow[j+1].At.Sub(slow[j].At) < 50*time.Millisecond {
+			j++
+			worst = max(worst, slow[j].Lat)
+		}
+		fmt.Fprintf(os.Stderr, "    %s +%v: %d slow, worst %v\n", slow[i].At.Format("15:04:05.000"),
+			slow[j].At.Sub(slow[i].At).Round(time.Millisecond), j-i+1, worst.Round(time.Millisecond))
+		i = j + 1
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,8 +27,12 @@ import (
 //
 //	profile <path>   start a CPU profile into path
 //	stopprofile      stop it
+//	trace <path>     start a Go execution trace (runtime/trace) into path
+//	stoptrace        stop it
 //	flush            flush and commit the tracker's accumulated stats
 //	quit             (or end of input) stop the node and remove its data
+var procStart = time.Now()
+
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ExitOnError)
 	seed := fs.Uint64("seed", 1, "fixture seed")
@@ -114,9 +119,10 @@ func serve(args []string) error {
 	if err := file.Close(); err != nil {
 		return err
 	}
+	fmt.Fprintf(os.Stderr, "serve: process started at %s (gctrace @ times count from it)\n", procStart.Format("15:04:05.000"))
 	fmt.Println("READY")
 
-	var prof *os.File
+	var prof, tr *os.File
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		cmd, arg, _ := strings.Cut(strings.TrimSpace(in.Text()), " ")
@@ -138,10 +144,28 @@ func serve(args []string) error {
 				prof.Close()
 				prof = nil
 			}
+		case "trace":
+			if tr != nil {
+				break
+			}
+			if tr, err = os.Create(arg); err == nil {
+				err = trace.Start(tr)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "serve: trace:", err)
+				tr = nil
+			}
+		case "stoptrace":
+			if tr != nil {
+				trace.Stop()
+				tr.Close()
+				tr = nil
+			}
 		case "flush":
 			// Charge the stats accounting of the announces so far to the
 			// phase that made them: queue and commit them now.
 			fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			fmt.Fprintf(os.Stderr, "serve: flush at %s\n", time.Now().Format("15:04:05.000"))
 			if err := n.Tracker().Flush(fctx); err != nil {
 				fmt.Fprintln(os.Stderr, "serve: flush:", err)
 			}
