@@ -95,9 +95,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	// The search index opens first so it sees every applied change; it
 	// reads the store once the store exists (SetSource below).
 	n.search, err = search.Open(filepath.Join(cfg.DataDir, "search"), nil, search.Options{
-		NotFound: raftstore.ErrNotFound,
-		Logger:   log,
-		Counters: n.swarmCounters,
+		NotFound:      raftstore.ErrNotFound,
+		Logger:        log,
+		Counters:      n.swarmCounters,
+		CountersBatch: n.swarmCountersBatch,
 	})
 	if err != nil {
 		n.closeListeners()
@@ -371,6 +372,22 @@ func (n *Node) swarmCounters(h model.InfoHash) (seeders, snatches int) {
 		snatches = int(n.store.TorrentStats(h).Snatches)
 	}
 	return seeders, snatches
+}
+
+// swarmCountersBatch is swarmCounters for many torrents, with their
+// snatches read in one store transaction.
+func (n *Node) swarmCountersBatch(hs []model.InfoHash, seeders, snatches []int) {
+	for i, h := range hs {
+		seeders[i], snatches[i] = 0, 0
+		if n.tracker != nil {
+			if st, ok := n.tracker.SwarmStats(h); ok {
+				seeders[i] = st.Seeders
+			}
+		}
+	}
+	if n.store != nil {
+		n.store.TorrentSnatches(hs, snatches)
+	}
 }
 
 // swarmAdapter gives the site the tracker's live swarm numbers.
