@@ -60,6 +60,7 @@ type runFlags struct {
 	profileDir, out             string
 	traceDir                    string
 	settle                      time.Duration
+	statsFlush                  time.Duration
 }
 
 func run(args []string) error {
@@ -82,6 +83,7 @@ func run(args []string) error {
 	fs.StringVar(&rf.profileDir, "profile", "", "directory for seedbank CPU profiles of each peak phase (cpu-<mode>.prof)")
 	fs.StringVar(&rf.out, "out", "", "also write the markdown report to this file")
 	fs.DurationVar(&rf.settle, "settle", 0, "idle time after the prefill, charged to it")
+	fs.DurationVar(&rf.statsFlush, "stats-flush", 0, "seedbank's stats flush interval (node -stats-flush); 0: the node's default")
 	fs.Parse(args)
 	if rf.dur > 30*time.Second || rf.dur <= 0 {
 		return fmt.Errorf("-dur must be in (0, 30s]")
@@ -360,7 +362,7 @@ func startSeedbank(ctx context.Context, rf *runFlags, tmp string) (*tracker, *lo
 	fixturePath := filepath.Join(tmp, "fixture.txt")
 	cmd := pinned(rf.trackerCPU, self, "serve", "-seed", strconv.FormatUint(rf.seed, 10),
 		"-users", strconv.Itoa(rf.users), "-torrents", strconv.Itoa(rf.torrents), "-peers", strconv.Itoa(rf.peers),
-		"-http", addr, "-udp", addr, "-fixture", fixturePath)
+		"-http", addr, "-udp", addr, "-fixture", fixturePath, "-stats-flush", rf.statsFlush.String())
 	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), "TRACKERBENCH_PINNED=")
 	stdin, err := cmd.StdinPipe()

@@ -43,6 +43,7 @@ func serve(args []string) error {
 	udpAddr := fs.String("udp", "127.0.0.1:0", "UDP tracker address")
 	fixturePath := fs.String("fixture", "", "write the fixture here (required)")
 	writers := fs.Int("writers", 64, "concurrent raft writes while registering the fixture")
+	statsFlush := fs.Duration("stats-flush", 0, "stats flush interval; 0: the node's default")
 	fs.Parse(args)
 	if *fixturePath == "" {
 		return fmt.Errorf("serve: -fixture is required")
@@ -60,6 +61,9 @@ func serve(args []string) error {
 	cfg.TrackerAddr = *httpAddr
 	cfg.UDPAddr = *udpAddr
 	cfg.LogLevel = "warn"
+	if *statsFlush > 0 {
+		cfg.StatsFlush = *statsFlush
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	n, err := node.Start(ctx, cfg, log)
