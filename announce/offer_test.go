@@ -4,6 +4,8 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+
+	"github.com/seedbank/seedbank/model"
 )
 
 // A node dies under a client, which fails over to another node; the dead
@@ -11,13 +13,8 @@ import (
 // its last flush, lost from its memory, is counted once by the node the
 // client moved to, and never again by the restarted node.
 func TestRestoredCountersOfferedAfterCrash(t *testing.T) {
-	reg := newFakeRegistry()
-	pk := reg.addUser(1, true)
-	ih := reg.addTorrent("t", 1<<30)
-	sc := newFakeCommitter()
-	queueA := filepath.Join(t.TempDir(), "a.db")
-	a := newTestTracker(t, reg, sc, func(c *Config) { c.NodeID = "node-a"; c.QueuePath = queueA })
-	b := newTestTracker(t, reg, sc, func(c *Config) { c.NodeID = "node-b" })
+	f := newOfferFixture(t)
+	reg, pk, ih, sc, queueA, a, b := f.reg, f.pk, f.ih, f.sc, f.queueA, f.a, f.b
 	ctx := context.Background()
 	peer := ann{ih: ih, id: peerID(1), port: 1, left: 1}
 	send := func(tr *Tracker, up uint64, event string) {
@@ -75,13 +72,8 @@ func TestRestoredCountersOfferedAfterCrash(t *testing.T) {
 // An offer for a peer this node does not await changes nothing, and
 // counters an announce touched are not released.
 func TestOfferIgnoredUnlessAwaited(t *testing.T) {
-	reg := newFakeRegistry()
-	pk := reg.addUser(1, true)
-	ih := reg.addTorrent("t", 1<<30)
-	sc := newFakeCommitter()
-	queueA := filepath.Join(t.TempDir(), "a.db")
-	a := newTestTracker(t, reg, sc, func(c *Config) { c.NodeID = "node-a"; c.QueuePath = queueA })
-	b := newTestTracker(t, reg, sc, func(c *Config) { c.NodeID = "node-b" })
+	f := newOfferFixture(t)
+	reg, pk, ih, sc, queueA, a, b := f.reg, f.pk, f.ih, f.sc, f.queueA, f.a, f.b
 	ctx := context.Background()
 	announceVia(t, a, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, left: 1, event: "started"})
 	announceVia(t, a, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, left: 1, up: 500})
@@ -107,4 +99,24 @@ func TestOfferIgnoredUnlessAwaited(t *testing.T) {
 	if got := sc.snapshot()[sumKey{1, ih}].up; got != 800 {
 		t.Fatalf("uploaded %d, want 800", got)
 	}
+}
+
+// offerFixture is two trackers, node-a (whose queue a test reopens after a
+// crash) and node-b, sharing a registry with one user and one torrent.
+type offerFixture struct {
+	reg    *fakeRegistry
+	pk     string
+	ih     model.InfoHash
+	sc     *fakeCommitter
+	queueA string
+	a, b   *Tracker
+}
+
+func newOfferFixture(t *testing.T) offerFixture {
+	f := offerFixture{reg: newFakeRegistry(), sc: newFakeCommitter(), queueA: filepath.Join(t.TempDir(), "a.db")}
+	f.pk = f.reg.addUser(1, true)
+	f.ih = f.reg.addTorrent("t", 1<<30)
+	f.a = newTestTracker(t, f.reg, f.sc, func(c *Config) { c.NodeID = "node-a"; c.QueuePath = f.queueA })
+	f.b = newTestTracker(t, f.reg, f.sc, func(c *Config) { c.NodeID = "node-b" })
+	return f
 }

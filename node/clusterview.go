@@ -16,8 +16,9 @@ var Version = "dev"
 
 // gossipStatus is what this node reports about itself in gossip.
 func (n *Node) gossipStatus() gossip.Status {
-	_, local, remote := n.tracker.Peers().Census()
-	return gossip.Status{RaftState: n.store.State(), Applied: n.store.AppliedIndex(), Peers: local + remote}
+	// Called by memberlist whenever it sends this node's metadata: Len
+	// visits swarms, not every peer.
+	return gossip.Status{RaftState: n.store.State(), Applied: n.store.AppliedIndex(), Peers: n.tracker.Peers().Len()}
 }
 
 // clusterView feeds the admin Cluster page from raft's configuration, the

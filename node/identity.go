@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seedbank/seedbank/atomicfile"
 	"github.com/seedbank/seedbank/clusterkey"
 )
 
@@ -67,7 +68,7 @@ func loadIdentity(dir, wantID string) (identity, bool, error) {
 		id.NodeID = host + "-" + hex.EncodeToString(b[:])
 	}
 	raw, _ = json.MarshalIndent(id, "", "  ")
-	if err := writeFileAtomic(path, raw, 0o600); err != nil {
+	if err := atomicfile.Write(path, raw, 0o600); err != nil {
 		return identity{}, false, err
 	}
 	return id, true, nil
@@ -123,29 +124,6 @@ func loadClusterKey(dir, given string, joining bool) (ring clusterkey.Ring, crea
 		return ring, false, err
 	}
 	return ring, created, nil
-}
-
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, perm)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
-	return nil
 }
 
 func encodeKey(k []byte) string { return base64.StdEncoding.EncodeToString(k) }

@@ -123,6 +123,19 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
+// readJSON decodes a strict JSON body (unknown fields refused) of at most
+// limit bytes into v. On failure it answers 400 with what, the error, and
+// returns false.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, what string) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{what + ": " + err.Error()})
+		return false
+	}
+	return true
+}
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

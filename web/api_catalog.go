@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"maps"
 	"mime"
 	"net/http"
@@ -259,10 +258,7 @@ func (s *Server) apiEdit(w http.ResponseWriter, r *http.Request, u model.User) {
 		// WebSeeds replaces the web seeds when present ([] clears them).
 		WebSeeds *[]string `json:"web_seeds"`
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{"cannot read the JSON body: " + err.Error()})
+	if !readJSON(w, r, 1<<20, &req, "cannot read the JSON body") {
 		return
 	}
 	fields := biometa.FromMap(t.Metadata).Form()

@@ -56,10 +56,7 @@ type tokenRequest struct {
 // same rate limits and checks as the login form.
 func (s *Server) apiTokenCreate(w http.ResponseWriter, r *http.Request) {
 	var req tokenRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{"body must be JSON {\"username\", \"password\", \"name\", optional \"totp\"}: " + err.Error()})
+	if !readJSON(w, r, 64<<10, &req, `body must be JSON {"username", "password", "name", optional "totp"}`) {
 		return
 	}
 	switch {

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -24,10 +23,7 @@ type registerRequest struct {
 // which POST /api/v1/tokens gives a token.
 func (s *Server) apiRegister(w http.ResponseWriter, r *http.Request) {
 	var req registerRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, apiError{`body must be JSON {"username", "email", "password", optional "invite"}: ` + err.Error()})
+	if !readJSON(w, r, 64<<10, &req, `body must be JSON {"username", "email", "password", optional "invite"}`) {
 		return
 	}
 	f := &form{Values: map[string]string{

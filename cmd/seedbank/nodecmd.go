@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/seedbank/seedbank/node"
@@ -33,26 +32,16 @@ func nodeCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("seedbank node remove", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, nodeUsage) }
-	cluster := fs.String("cluster", envOr("SEEDBANK_CLUSTER", "127.0.0.1:7000"), "")
-	data := fs.String("data", envOr("SEEDBANK_DATA", "data"), "")
-	keyFlag := fs.String("cluster-key", os.Getenv("SEEDBANK_CLUSTER_KEY"), "")
-	var ids []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		ids = append(ids, fs.Arg(0))
-		rest = fs.Args()[1:]
+	cf := addClusterFlags(fs)
+	ids, err := parseInterleaved(fs, args[1:])
+	if err != nil {
+		return 2
 	}
 	if len(ids) != 1 {
 		fmt.Fprint(stderr, "seedbank node remove: give exactly one NODE-ID\n\n"+nodeUsage)
 		return 2
 	}
-	c, err := dialCluster(*cluster, *keyFlag, *data)
+	c, err := cf.dial()
 	if err != nil {
 		fmt.Fprintf(stderr, "seedbank node remove: %v\n", err)
 		return 1

@@ -47,30 +47,20 @@ func userCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("seedbank user "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, userUsage) }
-	cluster := fs.String("cluster", envOr("SEEDBANK_CLUSTER", "127.0.0.1:7000"), "")
-	data := fs.String("data", envOr("SEEDBANK_DATA", "data"), "")
-	keyFlag := fs.String("cluster-key", os.Getenv("SEEDBANK_CLUSTER_KEY"), "")
+	cf := addClusterFlags(fs)
 	name := fs.String("name", "", "")
 	role := fs.String("role", "member", "")
 	email := fs.String("email", "", "")
 	// Accept flags before and after the user name.
-	var positional []string
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	positional, err := parseInterleaved(fs, args[1:])
+	if err != nil {
+		return 2
 	}
 	fail := func(err error) int {
 		fmt.Fprintf(stderr, "seedbank user %s: %v\n", sub, err)
 		return 1
 	}
-	client, err := dialCluster(*cluster, *keyFlag, *data)
+	client, err := cf.dial()
 	if err != nil {
 		return fail(err)
 	}
@@ -165,6 +155,38 @@ func envOr(key, def string) string {
 
 // dialCluster returns a client for the members in the comma-separated
 // cluster list, with the key given or read from the data dir.
+// clusterFlags are the flags of every command that talks to a running
+// cluster through a member's cluster port.
+type clusterFlags struct{ cluster, data, key *string }
+
+func addClusterFlags(fs *flag.FlagSet) clusterFlags {
+	return clusterFlags{
+		cluster: fs.String("cluster", envOr("SEEDBANK_CLUSTER", "127.0.0.1:7000"), ""),
+		data:    fs.String("data", envOr("SEEDBANK_DATA", "data"), ""),
+		key:     fs.String("cluster-key", os.Getenv("SEEDBANK_CLUSTER_KEY"), ""),
+	}
+}
+
+func (c clusterFlags) dial() (*raftstore.Client, error) {
+	return dialCluster(*c.cluster, *c.key, *c.data)
+}
+
+// parseInterleaved parses args with flags before, between and after the
+// positional arguments, and returns those.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 func dialCluster(cluster, key, dataDir string) (*raftstore.Client, error) {
 	k, err := clusterKey(key, dataDir)
 	if err != nil {
