@@ -43,9 +43,18 @@ type Config struct {
 	// MaxScrapeHashes caps the info_hash values of one scrape. Default 64.
 	MaxScrapeHashes int
 
-	// FlushInterval is how often accumulated stats become one batch.
-	// Default 10s.
+	// FlushInterval is how often accumulated stats are flushed to the
+	// queue and committed. Default 10s.
 	FlushInterval time.Duration
+	// FlushSlices cuts each periodic flush into that many slices of the
+	// accountant's shards, each its own queue transaction and batch, with
+	// pauses between them (FlushSpread), so the flush never holds a core
+	// for long and announces keep being answered in between. A divisor of
+	// 64; default 16.
+	FlushSlices int
+	// FlushSpread is the time a periodic flush spreads its slices over.
+	// Default FlushInterval/2.
+	FlushSpread time.Duration
 	// CommitTimeout bounds one CommitStats call. Default 10s.
 	CommitTimeout time.Duration
 	// RetryMin and RetryMax bound the backoff between failed commits.
@@ -82,6 +91,10 @@ func (c Config) WithDefaults() Config {
 	def(&c.CounterTTL, max(6*time.Hour, 2*c.PeerTTL))
 	def(&c.SweepInterval, time.Minute)
 	def(&c.FlushInterval, 10*time.Second)
+	def(&c.FlushSpread, c.FlushInterval/2)
+	if c.FlushSlices <= 0 {
+		c.FlushSlices = 16
+	}
 	def(&c.CommitTimeout, 10*time.Second)
 	def(&c.RetryMin, 500*time.Millisecond)
 	def(&c.RetryMax, 30*time.Second)
@@ -127,6 +140,12 @@ func (c *Config) validate() error {
 	}
 	if c.NumWantDefault > c.NumWantMax {
 		errs = append(errs, fmt.Errorf("NumWantDefault %d exceeds NumWantMax %d", c.NumWantDefault, c.NumWantMax))
+	}
+	if c.FlushSlices > numStatsShards || numStatsShards%c.FlushSlices != 0 {
+		errs = append(errs, fmt.Errorf("FlushSlices %d is not a divisor of %d", c.FlushSlices, numStatsShards))
+	}
+	if c.FlushSpread >= c.FlushInterval {
+		errs = append(errs, fmt.Errorf("FlushSpread %v is not shorter than FlushInterval %v", c.FlushSpread, c.FlushInterval))
 	}
 	if c.RetryMin > c.RetryMax {
 		errs = append(errs, fmt.Errorf("RetryMin %v exceeds RetryMax %v", c.RetryMin, c.RetryMax))

@@ -20,24 +20,29 @@ import (
 //	meta/next_seg  the number of the next counter log segment
 //	batches/<seq>  a flushed model.StatsBatch not yet committed, in the
 //	               binary form of encodeBatch (JSON before it; both read)
-//	counterlog/<segment>  a run of peer counter changes, in order:
-//	               records of 1 kind byte (put or delete), the 48-byte
-//	               key <user|torrent|peer_id> and, for a put, the value
-//	counters/<user|torrent|peer_id>  a peer's last counters (the format
-//	               before the counter log; read at startup, then dropped)
+//	shardlog/<shard><segment>  one accountant shard's run of peer counter
+//	               changes, in order: records of 1 kind byte (put or
+//	               delete), the 48-byte key <user|torrent|peer_id> and, for
+//	               a put, the value. shard is one byte, segment big-endian.
+//	counterlog/<segment>  the same for all shards at once, and
+//	counters/<user|torrent|peer_id>  one key per counter: the two formats
+//	               before the per-shard log; read at startup, then rewritten
+//	               into it and dropped.
 //
 // A flush writes its batch, the counters that batch was computed against and
-// next_seq in one transaction, so a crash never separates them. Counters are
-// appended to the log as a few large values rather than put one key each: a
-// flush changes the counters of every peer that announced since the last
-// one, and a B-tree put per peer cost more CPU than the announces did. The
-// log is rewritten whole (compacted) when it holds more than twice the live
-// counters.
+// next_seq in one transaction, so a crash never separates them. A flush may
+// cover only some shards (a slice of a periodic flush): a shard's deltas
+// and counters always travel together. Counters are appended to the log as
+// a few large values rather than put one key each: a flush changes the
+// counters of every peer that announced since the last one, and a B-tree put
+// per peer cost more CPU than the announces did. A shard's log is rewritten
+// whole (compacted) when it holds more than twice its live counters.
 var (
 	bucketMeta       = []byte("meta")
 	bucketBatches    = []byte("batches")
 	bucketCounters   = []byte("counters")
 	bucketCounterLog = []byte("counterlog")
+	bucketShardLog   = []byte("shardlog")
 	keyNodeID        = []byte("node_id")
 	keyNextSeq       = []byte("next_seq")
 	keyNextSeg       = []byte("next_seg")
@@ -52,8 +57,9 @@ const (
 	logDel byte = 2
 	// logRecordsPerSegment bounds one counter log value (about 1 MB).
 	logRecordsPerSegment = 10_000
-	// compactMin is the least log length that is ever compacted.
-	compactMin = 100_000
+	// compactMin is the least length of a shard's log that is ever
+	// compacted.
+	compactMin = 2_000
 	// maxCachedBatches bounds the batches kept decoded in memory.
 	maxCachedBatches = 16
 )
@@ -69,11 +75,12 @@ type statsQueue struct {
 	// cache holds batches this process appended and has not removed, so
 	// committing them does not decode what was just encoded.
 	cache map[uint64]model.StatsBatch
-	// logRecords counts the counter records on disk (legacy bucket and
-	// log) since the last compaction.
-	logRecords int
-	// compactMin is the least log length that is compacted (compactMin;
-	// tests lower it).
+	// logRecords counts each shard's counter records on disk since its
+	// last compaction; legacyRecords those in the formats before.
+	logRecords    [numStatsShards]int
+	legacyRecords int
+	// compactMin is the least shard log length that is compacted
+	// (compactMin; tests lower it).
 	compactMin int
 	// compactions counts the log rewrites, for tests.
 	compactions int
@@ -93,7 +100,7 @@ func openStatsQueue(path, nodeID string, now time.Time) (*statsQueue, error) {
 		if err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketBatches, bucketCounters, bucketCounterLog} {
+		for _, b := range [][]byte{bucketBatches, bucketCounters, bucketCounterLog, bucketShardLog} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -191,41 +198,63 @@ func decodeCounterVal(v []byte) counterRec {
 // written: a later call for the same key replaces an earlier one, and del is
 // called for a key deleted after its put.
 func (q *statsQueue) loadCounters(fn func(counterKey, counterRec), del func(counterKey)) error {
-	n := 0
+	var legacy int
+	var perShard [numStatsShards]int
 	err := q.db.View(func(tx *bolt.Tx) error {
 		err := tx.Bucket(bucketCounters).ForEach(func(k, v []byte) error {
 			if len(k) != counterKeyLen || len(v) != counterValLen {
 				return nil // not ours; ignore rather than refuse to start
 			}
-			n++
+			legacy++
 			fn(decodeCounterKey(k), decodeCounterVal(v))
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		return tx.Bucket(bucketCounterLog).ForEach(func(k, v []byte) error {
-			for len(v) > 0 {
-				kind := v[0]
-				switch {
-				case kind == logPut && len(v) >= 1+counterKeyLen+counterValLen:
-					fn(decodeCounterKey(v[1:]), decodeCounterVal(v[1+counterKeyLen:]))
-					v = v[1+counterKeyLen+counterValLen:]
-				case kind == logDel && len(v) >= 1+counterKeyLen:
-					del(decodeCounterKey(v[1:]))
-					v = v[1+counterKeyLen:]
-				default:
-					return fmt.Errorf("counter log segment %x: malformed record", k)
-				}
-				n++
+		err = tx.Bucket(bucketCounterLog).ForEach(func(k, v []byte) error {
+			n, err := replayLog(k, v, fn, del)
+			legacy += n
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		// Segments in key order: each shard's in the order written, and a
+		// counter lives in one shard's log only.
+		return tx.Bucket(bucketShardLog).ForEach(func(k, v []byte) error {
+			if len(k) != 9 || int(k[0]) >= numStatsShards {
+				return fmt.Errorf("counter log segment %x: malformed key", k)
 			}
-			return nil
+			n, err := replayLog(k, v, fn, del)
+			perShard[k[0]] += n
+			return err
 		})
 	})
 	q.mu.Lock()
-	q.logRecords = n
+	q.legacyRecords, q.logRecords = legacy, perShard
 	q.mu.Unlock()
 	return err
+}
+
+// replayLog calls fn or del for each record of the log segment k, v and
+// returns how many it read.
+func replayLog(k, v []byte, fn func(counterKey, counterRec), del func(counterKey)) (n int, err error) {
+	for len(v) > 0 {
+		kind := v[0]
+		switch {
+		case kind == logPut && len(v) >= 1+counterKeyLen+counterValLen:
+			fn(decodeCounterKey(v[1:]), decodeCounterVal(v[1+counterKeyLen:]))
+			v = v[1+counterKeyLen+counterValLen:]
+		case kind == logDel && len(v) >= 1+counterKeyLen:
+			del(decodeCounterKey(v[1:]))
+			v = v[1+counterKeyLen:]
+		default:
+			return n, fmt.Errorf("counter log segment %x: malformed record", k)
+		}
+		n++
+	}
+	return n, nil
 }
 
 func decodeCounterKey(b []byte) counterKey {
@@ -241,38 +270,72 @@ func (q *statsQueue) deleteCounters(keys []counterKey) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	f := flushSet{dels: keys}
+	var parts [numStatsShards]logPart
+	for _, k := range keys {
+		i := shardOf(k.torrent)
+		parts[i].shard = i
+		parts[i].dels = append(parts[i].dels, k)
+	}
+	var f flushSet
+	for i := range parts {
+		if !parts[i].empty() {
+			f.parts = append(f.parts, parts[i])
+		}
+	}
 	_, err := q.append(&f)
 	return err
 }
 
-// wantsCompaction reports whether the next flush should rewrite the counter
-// log whole, given the number of live counters.
-func (q *statsQueue) wantsCompaction(live int) bool {
+// hasLegacy reports whether counters in the formats before the per-shard
+// log are on disk.
+func (q *statsQueue) hasLegacy() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.logRecords > max(2*live, q.compactMin)
+	return q.legacyRecords > 0
 }
 
-// appendLog writes the counter changes of f as log segments.
-func appendLog(tx *bolt.Tx, f *flushSet) (records int, err error) {
+// wantsCompaction reports whether shard's log should be rewritten whole,
+// given its live counters.
+func (q *statsQueue) wantsCompaction(shard, live int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.logRecords[shard] > max(2*live, q.compactMin)
+}
+
+// segKey is the key of a shard's log segment.
+func segKey(shard int, seg uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{byte(shard)}, seg)
+}
+
+// dropShardLog deletes every segment of shard's log.
+func dropShardLog(lb *bolt.Bucket, shard int) error {
+	var keys [][]byte
+	c := lb.Cursor()
+	for k, _ := c.Seek([]byte{byte(shard)}); k != nil && k[0] == byte(shard); k, _ = c.Next() {
+		keys = append(keys, k)
+	}
+	for _, k := range keys {
+		if err := lb.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendLog writes the counter changes of p as segments of its shard's log
+// (replacing the log when p is full) and returns the records written.
+func appendLog(tx *bolt.Tx, p *logPart) (records int, err error) {
 	meta := tx.Bucket(bucketMeta)
-	if f.full {
-		// A compaction: the puts are every live counter; drop the rest.
-		for _, name := range [][]byte{bucketCounters, bucketCounterLog} {
-			if err := tx.DeleteBucket(name); err != nil {
-				return 0, err
-			}
-			if _, err := tx.CreateBucket(name); err != nil {
-				return 0, err
-			}
+	lb := tx.Bucket(bucketShardLog)
+	if p.full {
+		if err := dropShardLog(lb, p.shard); err != nil {
+			return 0, err
 		}
 	}
 	var next uint64
 	if v := meta.Get(keyNextSeg); v != nil {
 		next = binary.BigEndian.Uint64(v)
 	}
-	lb := tx.Bucket(bucketCounterLog)
 	var seg []byte
 	n := 0
 	put := func() error {
@@ -280,20 +343,20 @@ func appendLog(tx *bolt.Tx, f *flushSet) (records int, err error) {
 			return nil
 		}
 		// bbolt keeps the value's memory until the transaction ends.
-		if err := lb.Put(be64(next), seg); err != nil {
+		if err := lb.Put(segKey(p.shard, next), seg); err != nil {
 			return err
 		}
 		next++
 		seg, n = nil, 0
 		return nil
 	}
-	for i := range f.puts {
+	for i := range p.puts {
 		if seg == nil {
-			seg = make([]byte, 0, min(len(f.puts)-i, logRecordsPerSegment)*(1+counterKeyLen+counterValLen))
+			seg = make([]byte, 0, min(len(p.puts)-i, logRecordsPerSegment)*(1+counterKeyLen+counterValLen))
 		}
 		seg = append(seg, logPut)
-		seg = appendCounterKey(seg, f.puts[i].k)
-		seg = appendCounterVal(seg, f.puts[i].c)
+		seg = appendCounterKey(seg, p.puts[i].k)
+		seg = appendCounterVal(seg, p.puts[i].c)
 		if n++; n == logRecordsPerSegment {
 			if err := put(); err != nil {
 				return 0, err
@@ -303,13 +366,13 @@ func appendLog(tx *bolt.Tx, f *flushSet) (records int, err error) {
 	if err := put(); err != nil {
 		return 0, err
 	}
-	if !f.full {
-		for i := range f.dels {
+	if !p.full {
+		for i := range p.dels {
 			if seg == nil {
-				seg = make([]byte, 0, min(len(f.dels)-i, logRecordsPerSegment)*(1+counterKeyLen))
+				seg = make([]byte, 0, min(len(p.dels)-i, logRecordsPerSegment)*(1+counterKeyLen))
 			}
 			seg = append(seg, logDel)
-			seg = appendCounterKey(seg, f.dels[i])
+			seg = appendCounterKey(seg, p.dels[i])
 			if n++; n == logRecordsPerSegment {
 				if err := put(); err != nil {
 					return 0, err
@@ -323,17 +386,17 @@ func appendLog(tx *bolt.Tx, f *flushSet) (records int, err error) {
 	if err := meta.Put(keyNextSeg, be64(next)); err != nil {
 		return 0, err
 	}
-	if f.full {
-		return len(f.puts), nil
+	if p.full {
+		return len(p.puts), nil
 	}
-	return len(f.puts) + len(f.dels), nil
+	return len(p.puts) + len(p.dels), nil
 }
 
 // append persists f in one transaction: new batches when f has deltas (the
 // last Seq is returned, else 0), and the counter changes.
 func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
 	var batches []model.StatsBatch
-	var records int
+	records := make([]int, len(f.parts))
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		seq = 0
 		batches = batches[:0]
@@ -354,19 +417,39 @@ func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
 		if err := meta.Put(keyNextSeq, be64(next)); err != nil {
 			return err
 		}
-		var err error
-		records, err = appendLog(tx, f)
-		return err
+		if f.dropLegacy {
+			for _, name := range [][]byte{bucketCounters, bucketCounterLog} {
+				if err := tx.DeleteBucket(name); err != nil {
+					return err
+				}
+				if _, err := tx.CreateBucket(name); err != nil {
+					return err
+				}
+			}
+		}
+		for i := range f.parts {
+			var err error
+			if records[i], err = appendLog(tx, &f.parts[i]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("append stats batch: %w", err)
 	}
 	q.mu.Lock()
-	if f.full {
-		q.logRecords = records
-		q.compactions++
-	} else {
-		q.logRecords += records
+	if f.dropLegacy {
+		q.legacyRecords = 0
+	}
+	for i := range f.parts {
+		p := &f.parts[i]
+		if p.full {
+			q.logRecords[p.shard] = records[i]
+			q.compactions++
+		} else {
+			q.logRecords[p.shard] += records[i]
+		}
 	}
 	for _, b := range batches {
 		if len(q.cache) < maxCachedBatches {

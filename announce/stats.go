@@ -56,8 +56,13 @@ import (
 // announce is lost; nothing is counted twice.
 
 // numStatsShards is the number of independently locked parts of the
-// accountant, picked by the torrent hash like the peer store's shards.
+// accountant, picked by the torrent hash like the peer store's shards. Each
+// has its own counter log in the stats queue, so the number is part of the
+// file format (at most 256: the log's key has one byte for it).
 const numStatsShards = 64
+
+// shardOf returns the accountant shard of a torrent.
+func shardOf(h model.InfoHash) int { return int(h[0]) % numStatsShards }
 
 // PeerCounters are the last cumulative counters a peer reported for a
 // torrent, as handed from one node to another when a client fails over.
@@ -142,7 +147,7 @@ func newAccountant(cfg *Config, log *slog.Logger) *accountant {
 }
 
 func (a *accountant) shard(h model.InfoHash) *statsShard {
-	return &a.shards[h[0]%numStatsShards]
+	return &a.shards[shardOf(h)]
 }
 
 // report is one announce's numbers for the accountant.
@@ -415,45 +420,81 @@ type counterPut struct {
 	c counterRec
 }
 
-// flushSet is what one flush takes out of the accountant: the deltas and
-// the counters they were computed against, consistent per shard.
+// flushSet is what one flush takes out of the accountant: the deltas and,
+// per shard, the counters they were computed against, consistent per shard.
 type flushSet struct {
 	deltas []model.StatsDelta
-	puts   []counterPut
-	dels   []counterKey
-	// full: puts hold every live counter (a compaction of the counter log),
-	// not only the changed ones.
+	parts  []logPart
+	// dropLegacy: the parts rewrite every shard (full) and the counters in
+	// the formats before the per-shard log are dropped.
+	dropLegacy bool
+}
+
+// logPart is one accountant shard's counter changes, persisted in that
+// shard's counter log.
+type logPart struct {
+	shard int
+	puts  []counterPut
+	dels  []counterKey
+	// full: puts hold every live counter of the shard (a compaction of its
+	// log), not only the changed ones.
 	full bool
 }
 
+func (p *logPart) empty() bool { return len(p.puts) == 0 && len(p.dels) == 0 && !p.full }
+
 func (f *flushSet) empty() bool {
-	return len(f.deltas) == 0 && len(f.puts) == 0 && len(f.dels) == 0
+	if len(f.deltas) > 0 || f.dropLegacy {
+		return false
+	}
+	for i := range f.parts {
+		if !f.parts[i].empty() {
+			return false
+		}
+	}
+	return true
 }
 
-// take removes the pending deltas and dirty counters; with full it returns
-// every counter instead of the dirty ones. Deltas come out sorted by (user,
-// torrent), so a batch's encoding is deterministic.
-func (a *accountant) take(full bool) flushSet {
-	f := flushSet{full: full}
-	for i := range a.shards {
+// counters returns the number of counter changes in f.
+func (f *flushSet) counters() int {
+	n := 0
+	for i := range f.parts {
+		n += len(f.parts[i].puts) + len(f.parts[i].dels)
+	}
+	return n
+}
+
+// take removes the pending deltas and dirty counters of shards [lo, hi).
+// A shard for which full(shard, live counters) is true gives every counter
+// instead of the dirty ones (full runs under the shard's lock). Deltas come
+// out sorted by (user, torrent), so a batch's encoding is deterministic.
+func (a *accountant) take(lo, hi int, full func(shard, live int) bool) flushSet {
+	var f flushSet
+	for i := lo; i < hi; i++ {
 		sh := &a.shards[i]
 		sh.mu.Lock()
 		for k, s := range sh.pending {
 			f.deltas = append(f.deltas, model.StatsDelta{UserID: k.user, Torrent: k.torrent, Uploaded: s.up, Downloaded: s.down, Snatches: s.snatches})
 		}
 		clear(sh.pending)
-		put := func(k counterKey, c counterRec) { f.puts = append(f.puts, counterPut{k, c}) }
-		if full {
+		p := logPart{shard: i, full: full != nil && full(i, sh.counters.len())}
+		put := func(k counterKey, c counterRec) { p.puts = append(p.puts, counterPut{k, c}) }
+		if p.full {
 			sh.counters.takeDirty(func(counterKey, counterRec) {})
 			sh.counters.each(func(k counterKey, c counterRec) bool { put(k, c); return true })
 		} else {
 			sh.counters.takeDirty(put)
 		}
+		// A full part's log rewrite leaves the deleted out anyway; they are
+		// kept for restore.
 		for k := range sh.deleted {
-			f.dels = append(f.dels, k)
+			p.dels = append(p.dels, k)
 		}
 		clear(sh.deleted)
 		sh.mu.Unlock()
+		if !p.empty() {
+			f.parts = append(f.parts, p)
+		}
 	}
 	slices.SortFunc(f.deltas, func(x, y model.StatsDelta) int {
 		if x.UserID != y.UserID {
@@ -467,6 +508,9 @@ func (a *accountant) take(full bool) flushSet {
 	return f
 }
 
+// everyShard is a take filter that rewrites every shard's log.
+func everyShard(int, int) bool { return true }
+
 // restore puts back what take removed, after the flush failed to persist it.
 func (a *accountant) restore(f flushSet) {
 	for _, d := range f.deltas {
@@ -475,17 +519,16 @@ func (a *accountant) restore(f flushSet) {
 		a.addLocked(sh, counterKey{user: d.UserID, torrent: d.Torrent}, d.Uploaded, d.Downloaded, d.Snatches)
 		sh.mu.Unlock()
 	}
-	for _, p := range f.puts {
-		sh := a.shard(p.k.torrent)
+	for _, p := range f.parts {
+		sh := &a.shards[p.shard]
 		sh.mu.Lock()
-		sh.counters.markDirty(p.k)
-		sh.mu.Unlock()
-	}
-	for _, k := range f.dels {
-		sh := a.shard(k.torrent)
-		sh.mu.Lock()
-		if _, ok := sh.counters.get(k); !ok {
-			sh.deleted[k] = struct{}{}
+		for _, c := range p.puts {
+			sh.counters.markDirty(c.k)
+		}
+		for _, k := range p.dels {
+			if _, ok := sh.counters.get(k); !ok {
+				sh.deleted[k] = struct{}{}
+			}
 		}
 		sh.mu.Unlock()
 	}

@@ -440,7 +440,9 @@ func TestStatsExactUnderChaos(t *testing.T) {
 	// simulation avoids.
 	// Make that flush a compaction for sure (others happen when they do).
 	tr.queue.mu.Lock()
-	tr.queue.logRecords = 1 << 30
+	for i := range tr.queue.logRecords {
+		tr.queue.logRecords[i] = 1 << 30
+	}
 	tr.queue.mu.Unlock()
 	if err := tr.flush(); err != nil {
 		t.Fatal(err)
@@ -545,7 +547,8 @@ func TestCloseCommits(t *testing.T) {
 func TestConfig(t *testing.T) {
 	c := Config{NodeID: "n", QueuePath: "q"}.WithDefaults()
 	if c.Interval != 30*time.Minute || c.MinInterval != time.Minute || c.PeerTTL != time.Hour ||
-		c.NumWantDefault != 50 || c.NumWantMax != 200 || c.FlushInterval != 10*time.Second || c.CounterTTL != 6*time.Hour {
+		c.NumWantDefault != 50 || c.NumWantMax != 200 || c.FlushInterval != 10*time.Second || c.CounterTTL != 6*time.Hour ||
+		c.FlushSlices != 16 || c.FlushSpread != 5*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := c.validate(); err != nil {
@@ -557,6 +560,9 @@ func TestConfig(t *testing.T) {
 		{NodeID: "n", QueuePath: "q", Interval: time.Minute, MinInterval: time.Hour},
 		{NodeID: "n", QueuePath: "q", Interval: time.Hour, PeerTTL: time.Minute},
 		{NodeID: "n", QueuePath: "q", NumWantDefault: 300},
+		{NodeID: "n", QueuePath: "q", FlushSlices: 3},
+		{NodeID: "n", QueuePath: "q", FlushSlices: 128},
+		{NodeID: "n", QueuePath: "q", FlushInterval: time.Second, FlushSpread: time.Second},
 	} {
 		c := bad.WithDefaults()
 		if err := c.validate(); err == nil {
@@ -627,9 +633,9 @@ func TestLargeFlushSplitsIntoBatches(t *testing.T) {
 	}
 }
 
-// The counter log replays to the same counters after a restart, across
-// segments, deletions, a compaction and the older one-key-per-counter
-// format.
+// The per-shard counter logs replay to the same counters after a restart,
+// across segments, deletions and a compaction of one shard, after the
+// counters in the two older formats.
 func TestCounterLogReplay(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	q, err := openStatsQueue(path, "n1", time.Now())
@@ -637,18 +643,33 @@ func TestCounterLogReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[counterKey]counterRec{}
+	// Keys 0-19,999 are all in shard 5 (several segments); the rest spread.
 	key := func(i int) counterKey {
-		return counterKey{user: uint64(i%7 + 1), torrent: model.InfoHash{byte(i), byte(i >> 8)}, peer: peerID(i)}
+		h := model.InfoHash{byte(i), byte(i >> 8), byte(i >> 16)}
+		if i < 2*logRecordsPerSegment {
+			h[0] = 5
+		}
+		return counterKey{user: uint64(i%7 + 1), torrent: h, peer: peerID(i)}
 	}
-	// A counter in the old format.
-	legacy := key(99_999)
+	// Counters in both older formats: one key per counter, then the
+	// global log, which replaces it.
+	legacy, legacy2 := key(99_999), key(99_998)
 	err = q.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketCounters).Put(appendCounterKey(nil, legacy), encodeCounterVal(counterRec{up: 5, updated: 1}))
+		if err := tx.Bucket(bucketCounters).Put(appendCounterKey(nil, legacy), encodeCounterVal(counterRec{up: 5, updated: 1})); err != nil {
+			return err
+		}
+		seg := append([]byte{logPut}, appendCounterKey(nil, legacy)...)
+		seg = appendCounterVal(seg, counterRec{up: 6, updated: 2})
+		seg = append(seg, logPut)
+		seg = appendCounterKey(seg, legacy2)
+		seg = appendCounterVal(seg, counterRec{up: 7, updated: 2})
+		return tx.Bucket(bucketCounterLog).Put(be64(0), seg)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want[legacy] = counterRec{up: 5, updated: 1}
+	want[legacy] = counterRec{up: 6, updated: 2}
+	want[legacy2] = counterRec{up: 7, updated: 2}
 	load := func() map[counterKey]counterRec {
 		t.Helper()
 		got := map[counterKey]counterRec{}
@@ -665,27 +686,52 @@ func TestCounterLogReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Three flushes: many puts (several segments), then updates and deletes.
-	var f flushSet
-	for i := range 2*logRecordsPerSegment + 10 {
+	// parts groups puts and dels by shard, as take does, and counts shard
+	// 5's records.
+	recs5 := 0
+	parts := func(puts []counterPut, dels []counterKey) []logPart {
+		var ps [numStatsShards]logPart
+		for _, p := range puts {
+			i := shardOf(p.k.torrent)
+			ps[i].shard, ps[i].puts = i, append(ps[i].puts, p)
+		}
+		for _, k := range dels {
+			i := shardOf(k.torrent)
+			ps[i].shard, ps[i].dels = i, append(ps[i].dels, k)
+		}
+		var out []logPart
+		for i := range ps {
+			if !ps[i].empty() {
+				out = append(out, ps[i])
+			}
+		}
+		recs5 += len(ps[5].puts) + len(ps[5].dels)
+		return out
+	}
+	// Two flushes: many puts (several segments in shard 5), then updates
+	// and deletes, one of them of a legacy counter.
+	var puts []counterPut
+	for i := range 2*logRecordsPerSegment + 200 {
 		c := counterRec{up: uint64(i), down: 2 * uint64(i), updated: int64(i), leeching: i%2 == 0}
-		f.puts = append(f.puts, counterPut{key(i), c})
+		puts = append(puts, counterPut{key(i), c})
 		want[key(i)] = c
 	}
-	f.deltas = []model.StatsDelta{{UserID: 1, Torrent: model.InfoHash{1}, Uploaded: 3}}
+	f := flushSet{deltas: []model.StatsDelta{{UserID: 1, Torrent: model.InfoHash{1}, Uploaded: 3}}, parts: parts(puts, nil)}
 	if _, err := q.append(&f); err != nil {
 		t.Fatal(err)
 	}
-	f = flushSet{}
-	for i := 0; i < 300; i += 3 {
+	puts = nil
+	var dels []counterKey
+	for i := 2*logRecordsPerSegment - 150; i < 2*logRecordsPerSegment+150; i += 3 {
 		c := counterRec{up: 1e9 + uint64(i), updated: 7, completed: true}
-		f.puts = append(f.puts, counterPut{key(i), c})
+		puts = append(puts, counterPut{key(i), c})
 		want[key(i)] = c
-		f.dels = append(f.dels, key(i+1))
+		dels = append(dels, key(i+1))
 		delete(want, key(i+1))
 	}
-	f.dels = append(f.dels, legacy)
+	dels = append(dels, legacy)
 	delete(want, legacy)
+	f = flushSet{parts: parts(puts, dels)}
 	if _, err := q.append(&f); err != nil {
 		t.Fatal(err)
 	}
@@ -693,32 +739,117 @@ func TestCounterLogReplay(t *testing.T) {
 	if got := load(); !maps.Equal(got, want) {
 		t.Fatalf("after restart: %d counters, want %d", len(got), len(want))
 	}
-	if q.logRecords != 1+2*logRecordsPerSegment+10+200+1 {
-		t.Fatalf("log records %d", q.logRecords)
+	if q.legacyRecords != 3 || q.logRecords[5] != recs5 || recs5 < 2*logRecordsPerSegment+100 {
+		t.Fatalf("log records: %d legacy, %d in shard 5", q.legacyRecords, q.logRecords[5])
 	}
-	if q.wantsCompaction(len(want)) {
-		t.Fatal("compaction wanted below the minimum length")
+	live5 := 0
+	for k := range want {
+		if shardOf(k.torrent) == 5 {
+			live5++
+		}
 	}
-	q.compactMin = 10
-	if !q.wantsCompaction(len(want) / 3) {
+	if q.wantsCompaction(5, live5) {
+		t.Fatal("compaction wanted with the log shorter than twice the live counters")
+	}
+	if !q.wantsCompaction(5, live5/3) {
 		t.Fatal("no compaction wanted with the log 3 times the live counters")
 	}
-	// A compaction rewrites the live counters alone; deltas still queue.
-	f = flushSet{full: true, deltas: []model.StatsDelta{{UserID: 2, Torrent: model.InfoHash{2}, Uploaded: 4}}}
-	for k, c := range want {
-		f.puts = append(f.puts, counterPut{k, c})
+	if q.wantsCompaction(6, 0) {
+		t.Fatal("compaction wanted below the minimum length")
 	}
+	// A compaction of shard 5 rewrites its live counters alone and leaves
+	// the other shards' logs; deltas still queue.
+	full := logPart{shard: 5, full: true}
+	for k, c := range want {
+		if shardOf(k.torrent) == 5 {
+			full.puts = append(full.puts, counterPut{k, c})
+		}
+	}
+	f = flushSet{deltas: []model.StatsDelta{{UserID: 2, Torrent: model.InfoHash{2}, Uploaded: 4}}, parts: []logPart{full}}
 	if _, err := q.append(&f); err != nil {
 		t.Fatal(err)
 	}
 	reopen()
-	if got := load(); !maps.Equal(got, want) || q.logRecords != len(want) {
-		t.Fatalf("after compaction: %d counters (want %d), log records %d", len(got), len(want), q.logRecords)
+	if got := load(); !maps.Equal(got, want) || q.logRecords[5] != live5 {
+		t.Fatalf("after compaction: %d counters (want %d), %d log records in shard 5 (want %d)", len(got), len(want), q.logRecords[5], live5)
 	}
 	if n, _ := q.pending(); n != 2 {
 		t.Fatalf("%d batches pending, want 2", n)
 	}
 	q.close()
+}
+
+// A tracker opened on a queue with counters in an older format rewrites
+// them into the per-shard logs at start and drops the old ones; the
+// counters survive that and the next restart.
+func TestLegacyCountersMigrate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, err := openStatsQueue(path, "n1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Unix()
+	want := map[counterKey]counterRec{}
+	err = q.db.Update(func(tx *bolt.Tx) error {
+		var seg []byte
+		for i := range 300 {
+			k := counterKey{user: uint64(i%5 + 1), torrent: model.InfoHash{byte(i), 1}, peer: peerID(i)}
+			c := counterRec{up: uint64(i) << 20, down: 7, updated: now, leeching: true}
+			if i%2 == 0 {
+				if err := tx.Bucket(bucketCounters).Put(appendCounterKey(nil, k), encodeCounterVal(c)); err != nil {
+					return err
+				}
+			} else {
+				seg = append(seg, logPut)
+				seg = appendCounterKey(seg, k)
+				seg = appendCounterVal(seg, c)
+			}
+			want[k] = c
+		}
+		// One expired counter: left out of the rewrite.
+		old := counterKey{user: 9, torrent: model.InfoHash{3}, peer: peerID(1)}
+		seg = append(seg, logPut)
+		seg = appendCounterKey(seg, old)
+		seg = appendCounterVal(seg, counterRec{up: 1, updated: 1})
+		return tx.Bucket(bucketCounterLog).Put(be64(0), seg)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.close()
+
+	counters := func(tr *Tracker) map[counterKey]counterRec {
+		got := map[counterKey]counterRec{}
+		for i := range tr.acct.shards {
+			tr.acct.shards[i].counters.each(func(k counterKey, c counterRec) bool {
+				c.restored = false
+				got[k] = c
+				return true
+			})
+		}
+		return got
+	}
+	for run := range 2 {
+		tr := newTestTracker(t, newFakeRegistry(), newFakeCommitter(), func(c *Config) { c.QueuePath = path; c.NodeID = "n1" })
+		if got := counters(tr); !maps.Equal(got, want) {
+			t.Fatalf("run %d: %d counters restored, want %d", run, len(got), len(want))
+		}
+		err := tr.queue.db.View(func(tx *bolt.Tx) error {
+			if n := tx.Bucket(bucketCounters).Stats().KeyN + tx.Bucket(bucketCounterLog).Stats().KeyN; n != 0 {
+				return fmt.Errorf("%d keys left in the old formats", n)
+			}
+			if tx.Bucket(bucketShardLog).Stats().KeyN == 0 {
+				return errors.New("nothing in the per-shard logs")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if err := tr.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func TestBatchCodec(t *testing.T) {
@@ -865,5 +996,88 @@ func TestCountersHintFollowsRecords(t *testing.T) {
 	}
 	if got := sh.pending[sumKey{1, f.ih}]; got.up != 300 {
 		t.Fatalf("pending upload %d, want 300", got.up)
+	}
+}
+
+// A periodic flush goes in FlushSlices slices, each its own batch of the
+// slice's shards, FlushSpread/FlushSlices apart; announces accounted
+// between slices are counted once; a cancelled flush leaves the rest for
+// the next one.
+func TestFlushInSlices(t *testing.T) {
+	reg := newFakeRegistry()
+	pk := reg.addUser(1, true)
+	var hashes []model.InfoHash
+	for i := range 300 {
+		hashes = append(hashes, reg.addTorrent(fmt.Sprintf("t%d", i), 1<<30))
+	}
+	sc := newFakeCommitter()
+	tr := newTestTracker(t, reg, sc, func(c *Config) {
+		c.FlushInterval, c.FlushSlices, c.FlushSpread = time.Hour, 4, 80*time.Millisecond
+	})
+	truth := map[sumKey]sums{}
+	up := uint64(0)
+	announceAll := func() {
+		up += 1000
+		for i, ih := range hashes {
+			announceVia(t, tr, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(i), port: 1, up: up})
+			if up > 1000 {
+				truth[sumKey{1, ih}] = sums{up: up - 1000}
+			}
+		}
+	}
+	announceAll() // baselines
+	announceAll()
+	start := time.Now()
+	var during sync.WaitGroup
+	during.Go(func() {
+		time.Sleep(30 * time.Millisecond) // between slices
+		announceAll()
+	})
+	tr.flushSliced(context.Background())
+	during.Wait()
+	if d := time.Since(start); d < 60*time.Millisecond {
+		t.Fatalf("4 slices 20ms apart took %v", d)
+	}
+	var seqs []uint64
+	for {
+		b, ok, err := tr.queue.oldest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		slice := -1
+		for _, d := range b.Deltas {
+			s := shardOf(d.Torrent) / (numStatsShards / 4)
+			if slice != -1 && s != slice {
+				t.Fatalf("batch %d holds deltas of slices %d and %d", b.Seq, slice, s)
+			}
+			slice = s
+		}
+		seqs = append(seqs, b.Seq)
+		if err := sc.CommitStats(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		if err := tr.queue.remove(b.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seqs) < 4 || !slices.IsSorted(seqs) {
+		t.Fatalf("batches %v: want at least one a slice, in order", seqs)
+	}
+	// A flush cancelled before its second slice leaves the rest in memory.
+	announceAll()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tr.flushSliced(ctx)
+	if n, _ := tr.PendingBatches(); n != 1 {
+		t.Fatalf("cancelled flush queued %d batches, want 1", n)
+	}
+	if err := tr.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := sc.snapshot(); !maps.Equal(got, truth) {
+		t.Fatalf("committed %d sums, want %d (equal: %v)", len(got), len(truth), maps.Equal(got, truth))
 	}
 }

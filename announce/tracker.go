@@ -140,7 +140,15 @@ func New(cfg Config, reg Registry, sc StatsCommitter, log *slog.Logger) (*Tracke
 	}, t.acct.unload)
 	if err == nil {
 		expired = t.acct.expire(cut)
-		err = q.deleteCounters(expired)
+		if q.hasLegacy() {
+			// Counters in an older format: rewrite them all into the
+			// per-shard logs at once (expired ones left out).
+			f := t.acct.take(0, numStatsShards, everyShard)
+			f.dropLegacy = true
+			_, err = q.append(&f)
+		} else {
+			err = q.deleteCounters(expired)
+		}
 	}
 	loaded := t.acct.count()
 	if err != nil {
@@ -307,12 +315,17 @@ func (t *Tracker) Flush(ctx context.Context) error {
 	return nil
 }
 
-// flush moves the accumulated deltas and changed counters into the queue in
-// one transaction. On failure they go back to the accountant for the next try.
-func (t *Tracker) flush() error {
+// flush moves all the accumulated deltas and changed counters into the
+// queue in one transaction.
+func (t *Tracker) flush() error { return t.flushShards(0, numStatsShards) }
+
+// flushShards moves the accumulated deltas and changed counters of the
+// accountant's shards [lo, hi) into the queue in one transaction. On
+// failure they go back to the accountant for the next try.
+func (t *Tracker) flushShards(lo, hi int) error {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
-	f := t.acct.take(t.queue.wantsCompaction(t.acct.count()))
+	f := t.acct.take(lo, hi, t.queue.wantsCompaction)
 	if f.empty() {
 		return nil
 	}
@@ -321,14 +334,53 @@ func (t *Tracker) flush() error {
 		t.acct.restore(f)
 		return fmt.Errorf("flush stats: %w", err)
 	}
+	if t.debug {
+		full := 0
+		for i := range f.parts {
+			if f.parts[i].full {
+				full++
+			}
+		}
+		t.log.Debug("stats flushed", "shards", fmt.Sprintf("%d-%d", lo, hi-1), "seq", seq,
+			"deltas", len(f.deltas), "counters", f.counters(), "compacted_shards", full)
+	}
 	if seq != 0 {
-		t.log.Debug("stats batch queued", "seq", seq, "deltas", len(f.deltas), "counters", len(f.puts), "compacted", f.full)
 		select {
 		case t.wake <- struct{}{}:
 		default:
 		}
 	}
 	return nil
+}
+
+// flushSliced is the periodic flush: FlushSlices slices of the shards, one
+// queue transaction (and batch) each, FlushSpread/FlushSlices apart. A
+// flush of everything at once took about a second of CPU at 60,000
+// announces/s and delayed the answers queued behind it by hundreds of ms
+// (BENCHMARKS.md); slices let the announce loops run in between. It
+// returns early when ctx is done; the rest waits for the next flush.
+func (t *Tracker) flushSliced(ctx context.Context) {
+	per := numStatsShards / t.cfg.FlushSlices
+	pause := t.cfg.FlushSpread / time.Duration(t.cfg.FlushSlices)
+	var timer *time.Timer
+	for lo := 0; lo < numStatsShards; lo += per {
+		if lo > 0 && pause > 0 {
+			if timer == nil {
+				timer = time.NewTimer(pause)
+				defer timer.Stop()
+			} else {
+				timer.Reset(pause)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-timer.C:
+			}
+		}
+		if err := t.flushShards(lo, lo+per); err != nil {
+			t.log.Error("stats flush failed; deltas kept for the next flush", "err", err, "shards", fmt.Sprintf("%d-%d", lo, lo+per-1))
+		}
+	}
 }
 
 // commitPending commits queued batches oldest first until the queue is empty
@@ -370,9 +422,7 @@ func (t *Tracker) flushLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if err := t.flush(); err != nil {
-				t.log.Error("stats flush failed; deltas kept for the next flush", "err", err)
-			}
+			t.flushSliced(ctx)
 		}
 	}
 }
