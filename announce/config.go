@@ -50,7 +50,7 @@ type Config struct {
 	// accountant's shards, each its own queue transaction and batch, with
 	// pauses between them (FlushSpread), so the flush never holds a core
 	// for long and announces keep being answered in between. A divisor of
-	// 64; default 16.
+	// 64; default 64 (one shard a slice).
 	FlushSlices int
 	// FlushSpread is the time a periodic flush spreads its slices over.
 	// Default FlushInterval/2.
@@ -93,7 +93,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.FlushInterval, 10*time.Second)
 	def(&c.FlushSpread, c.FlushInterval/2)
 	if c.FlushSlices <= 0 {
-		c.FlushSlices = 16
+		c.FlushSlices = 64
 	}
 	def(&c.CommitTimeout, 10*time.Second)
 	def(&c.RetryMin, 500*time.Millisecond)

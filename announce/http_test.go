@@ -187,7 +187,7 @@ func TestHTTPFailures(t *testing.T) {
 	if n := f.tr.peers.Len(); n != 0 {
 		t.Fatalf("failed announces left %d peers", n)
 	}
-	if fs := f.tr.acct.take(0, numStatsShards, nil); !fs.empty() {
+	if fs := f.tr.acct.take(0, numStatsShards, nil, nil); !fs.empty() {
 		t.Fatalf("failed announces touched stats: %+v", fs)
 	}
 }
@@ -349,7 +349,7 @@ func TestHTTPDualStack(t *testing.T) {
 		len(p6) != 1 || p6[0] != netip.MustParseAddrPort("[2001:db8::1]:6881") {
 		t.Fatalf("peers %v peers6 %v", p4, p6)
 	}
-	fs := f.tr.acct.take(0, numStatsShards, nil)
+	fs := f.tr.acct.take(0, numStatsShards, nil, nil)
 	if len(fs.deltas) != 1 || fs.deltas[0].Uploaded != 1000 || fs.deltas[0].Downloaded != 500 {
 		t.Fatalf("deltas %+v, want one delta of 1000/500", fs.deltas)
 	}
@@ -421,7 +421,7 @@ func TestHTTPHybridScrape(t *testing.T) {
 	if _, ok := f.tr.SwarmStats(f.unknown); ok {
 		t.Fatal("SwarmStats of an unregistered hash")
 	}
-	fs := f.tr.acct.take(0, numStatsShards, nil)
+	fs := f.tr.acct.take(0, numStatsShards, nil, nil)
 	if len(fs.deltas) != 1 || fs.deltas[0].Torrent != f.v1 || fs.deltas[0].Snatches != 1 || fs.deltas[0].Downloaded != 100 {
 		t.Fatalf("hybrid deltas: %+v", fs.deltas)
 	}

@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/pace"
 )
 
 // The stats queue file holds, in one bbolt database:
@@ -84,14 +85,24 @@ type statsQueue struct {
 	compactMin int
 	// compactions counts the log rewrites, for tests.
 	compactions int
+	// arena backs the log segments of an append (see append).
+	arena []byte
 }
+
+// maxKeptArena bounds the segment buffer kept between appends.
+const maxKeptArena = 8 << 20
 
 // openStatsQueue opens or creates the queue at path for nodeID. A new file
 // starts its sequence at the current Unix time in microseconds, so a node
 // whose queue file was lost still proposes Seqs above the ones it used
 // before (the replicated state applies a node's batches in increasing Seq).
 func openStatsQueue(path, nodeID string, now time.Time) (*statsQueue, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true})
+	// A flush rewrites about a hundred bytes per announcing peer: a map
+	// freelist finds free runs of pages without scanning them all, and a
+	// large first mapping spares the remaps of a growing file (both were
+	// most of a flush's commit in execution traces).
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true,
+		FreelistType: bolt.FreelistMapType, InitialMmapSize: 64 << 20})
 	if err != nil {
 		return nil, fmt.Errorf("open stats queue %s: %w", path, err)
 	}
@@ -322,9 +333,21 @@ func dropShardLog(lb *bolt.Bucket, shard int) error {
 	return nil
 }
 
+// logBytes is the size of p's records in the log.
+func logBytes(p *logPart) int {
+	n := len(p.puts) * (1 + counterKeyLen + counterValLen)
+	if !p.full {
+		n += len(p.dels) * (1 + counterKeyLen)
+	}
+	return n
+}
+
 // appendLog writes the counter changes of p as segments of its shard's log
-// (replacing the log when p is full) and returns the records written.
-func appendLog(tx *bolt.Tx, p *logPart) (records int, err error) {
+// (replacing the log when p is full) and returns the records written. The
+// segments are carved from arena, which must have room for logBytes(p)
+// more bytes: bbolt keeps a value's memory until the transaction ends, so
+// the arena may be reused only after it.
+func appendLog(tx *bolt.Tx, p *logPart, arena *[]byte, pc *pace.Pacer) (records int, err error) {
 	meta := tx.Bucket(bucketMeta)
 	lb := tx.Bucket(bucketShardLog)
 	if p.full {
@@ -350,10 +373,16 @@ func appendLog(tx *bolt.Tx, p *logPart) (records int, err error) {
 		seg, n = nil, 0
 		return nil
 	}
+	carve := func(n int) []byte {
+		a := *arena
+		*arena = a[:len(a)+n]
+		return a[len(a) : len(a) : len(a)+n]
+	}
 	for i := range p.puts {
 		if seg == nil {
-			seg = make([]byte, 0, min(len(p.puts)-i, logRecordsPerSegment)*(1+counterKeyLen+counterValLen))
+			seg = carve(min(len(p.puts)-i, logRecordsPerSegment) * (1 + counterKeyLen + counterValLen))
 		}
+		pc.Step()
 		seg = append(seg, logPut)
 		seg = appendCounterKey(seg, p.puts[i].k)
 		seg = appendCounterVal(seg, p.puts[i].c)
@@ -369,7 +398,7 @@ func appendLog(tx *bolt.Tx, p *logPart) (records int, err error) {
 	if !p.full {
 		for i := range p.dels {
 			if seg == nil {
-				seg = make([]byte, 0, min(len(p.dels)-i, logRecordsPerSegment)*(1+counterKeyLen))
+				seg = carve(min(len(p.dels)-i, logRecordsPerSegment) * (1 + counterKeyLen))
 			}
 			seg = append(seg, logDel)
 			seg = appendCounterKey(seg, p.dels[i])
@@ -397,7 +426,24 @@ func appendLog(tx *bolt.Tx, p *logPart) (records int, err error) {
 func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
 	var batches []model.StatsBatch
 	records := make([]int, len(f.parts))
+	pc := pace.New(0)
+	need := 0
+	for i := range f.parts {
+		need += logBytes(&f.parts[i])
+	}
+	// The log segments of one append come from one buffer, kept for the
+	// next append (called by one flusher at a time) unless it is large.
+	arena := q.arena[:0]
+	if cap(arena) < need {
+		arena = make([]byte, 0, need)
+	}
+	defer func() {
+		if cap(arena) <= maxKeptArena {
+			q.arena = arena[:0]
+		}
+	}()
 	err = q.db.Update(func(tx *bolt.Tx) error {
+		arena = arena[:0]
 		seq = 0
 		batches = batches[:0]
 		meta := tx.Bucket(bucketMeta)
@@ -429,7 +475,7 @@ func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
 		}
 		for i := range f.parts {
 			var err error
-			if records[i], err = appendLog(tx, &f.parts[i]); err != nil {
+			if records[i], err = appendLog(tx, &f.parts[i], &arena, pc); err != nil {
 				return err
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/pace"
 )
 
 // Ratio accounting rules (exact: nothing lost, nothing counted twice).
@@ -428,6 +429,8 @@ type flushSet struct {
 	// dropLegacy: the parts rewrite every shard (full) and the counters in
 	// the formats before the per-shard log are dropped.
 	dropLegacy bool
+	// scratch backs the parts' puts (see take).
+	scratch []counterPut
 }
 
 // logPart is one accountant shard's counter changes, persisted in that
@@ -468,9 +471,16 @@ func (f *flushSet) counters() int {
 // A shard for which full(shard, live counters) is true gives every counter
 // instead of the dirty ones (full runs under the shard's lock). Deltas come
 // out sorted by (user, torrent), so a batch's encoding is deterministic.
-func (a *accountant) take(lo, hi int, full func(shard, live int) bool) flushSet {
+// The parts' puts are carved from scratch (grown as needed and returned in
+// flushSet.scratch), so a caller that reuses it allocates nothing for them
+// in the steady state.
+func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch []counterPut) flushSet {
 	var f flushSet
+	all := scratch[:0]
+	var ends []int // per part: where its puts end in all
+	pc := pace.New(0)
 	for i := lo; i < hi; i++ {
+		start := len(all)
 		sh := &a.shards[i]
 		sh.mu.Lock()
 		for k, s := range sh.pending {
@@ -478,7 +488,7 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool) flushSet 
 		}
 		clear(sh.pending)
 		p := logPart{shard: i, full: full != nil && full(i, sh.counters.len())}
-		put := func(k counterKey, c counterRec) { p.puts = append(p.puts, counterPut{k, c}) }
+		put := func(k counterKey, c counterRec) { all = append(all, counterPut{k, c}) }
 		if p.full {
 			sh.counters.takeDirty(func(counterKey, counterRec) {})
 			sh.counters.each(func(k counterKey, c counterRec) bool { put(k, c); return true })
@@ -492,10 +502,18 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool) flushSet 
 		}
 		clear(sh.deleted)
 		sh.mu.Unlock()
-		if !p.empty() {
+		if len(all) > start || !p.empty() {
 			f.parts = append(f.parts, p)
+			ends = append(ends, len(all))
 		}
+		pc.StepN(len(all) - start) // between shards, with no lock held
 	}
+	start := 0
+	for i := range f.parts {
+		f.parts[i].puts = all[start:ends[i]:ends[i]]
+		start = ends[i]
+	}
+	f.scratch = all
 	slices.SortFunc(f.deltas, func(x, y model.StatsDelta) int {
 		if x.UserID != y.UserID {
 			if x.UserID < y.UserID {

@@ -548,7 +548,7 @@ func TestConfig(t *testing.T) {
 	c := Config{NodeID: "n", QueuePath: "q"}.WithDefaults()
 	if c.Interval != 30*time.Minute || c.MinInterval != time.Minute || c.PeerTTL != time.Hour ||
 		c.NumWantDefault != 50 || c.NumWantMax != 200 || c.FlushInterval != 10*time.Second || c.CounterTTL != 6*time.Hour ||
-		c.FlushSlices != 16 || c.FlushSpread != 5*time.Second {
+		c.FlushSlices != 64 || c.FlushSpread != 5*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 	if err := c.validate(); err != nil {

@@ -86,6 +86,9 @@ type Tracker struct {
 	states  sync.Pool     // *announceState
 	wake    chan struct{} // a batch was queued
 	flushMu sync.Mutex    // one flush at a time
+	// putScratch backs a flush's counter puts, reused from flush to flush
+	// (guarded by flushMu).
+	putScratch []counterPut
 	commits chan struct{} // semaphore: one committer at a time
 
 	lifeMu  sync.Mutex
@@ -143,7 +146,7 @@ func New(cfg Config, reg Registry, sc StatsCommitter, log *slog.Logger) (*Tracke
 		if q.hasLegacy() {
 			// Counters in an older format: rewrite them all into the
 			// per-shard logs at once (expired ones left out).
-			f := t.acct.take(0, numStatsShards, everyShard)
+			f := t.acct.take(0, numStatsShards, everyShard, nil)
 			f.dropLegacy = true
 			_, err = q.append(&f)
 		} else {
@@ -325,7 +328,15 @@ func (t *Tracker) flush() error { return t.flushShards(0, numStatsShards) }
 func (t *Tracker) flushShards(lo, hi int) error {
 	t.flushMu.Lock()
 	defer t.flushMu.Unlock()
-	f := t.acct.take(lo, hi, t.queue.wantsCompaction)
+	f := t.acct.take(lo, hi, t.queue.wantsCompaction, t.putScratch)
+	defer func() {
+		// Keep a slice's worth for the next flush, not a compaction's.
+		if cap(f.scratch) <= maxKeptScratch {
+			t.putScratch = f.scratch[:0]
+		} else {
+			t.putScratch = nil
+		}
+	}()
 	if f.empty() {
 		return nil
 	}
@@ -352,6 +363,10 @@ func (t *Tracker) flushShards(lo, hi int) error {
 	}
 	return nil
 }
+
+// maxKeptScratch bounds the counter puts kept for reuse between flushes
+// (about 8 MB).
+const maxKeptScratch = 1 << 16
 
 // flushSliced is the periodic flush: FlushSlices slices of the shards, one
 // queue transaction (and batch) each, FlushSpread/FlushSlices apart. A

@@ -187,7 +187,7 @@ func TestUDPRoundTrip(t *testing.T) {
 	if binary.BigEndian.Uint32(resp[16:]) != 1 || len(resp) != 20 {
 		t.Fatalf("after stopped: %x", resp)
 	}
-	fs := f.tr.acct.take(0, numStatsShards, nil)
+	fs := f.tr.acct.take(0, numStatsShards, nil, nil)
 	if len(fs.deltas) != 1 || fs.deltas[0].Downloaded != 5 || fs.deltas[0].Snatches != 1 || fs.deltas[0].Torrent != f.v1 {
 		t.Fatalf("deltas %+v", fs.deltas)
 	}
@@ -272,7 +272,7 @@ func TestUDPErrors(t *testing.T) {
 	if f.tr.peers.Len() != 0 {
 		t.Fatal("failed announces added peers")
 	}
-	if fs := f.tr.acct.take(0, numStatsShards, nil); !fs.empty() {
+	if fs := f.tr.acct.take(0, numStatsShards, nil, nil); !fs.empty() {
 		t.Fatal("failed announces touched stats")
 	}
 }

@@ -35,6 +35,8 @@ type replica struct {
 	hlc int64
 	// touched are local keys changed since the last batch.
 	touched map[peerKey]struct{}
+	// spareEvents is the event buffer drained by the last flush.
+	spareEvents []announce.PeerEvent
 	// handoffs to send, by new origin.
 	handoffs map[string][]announce.PeerCounters
 
@@ -100,10 +102,13 @@ func (g *Gossip) loop() {
 // changed peers as one batch.
 func (r *replica) flush(now time.Time) {
 	g := r.g
+	// Swap the event buffer for the one drained last time: the two grow to
+	// the busiest interval's size once instead of on every flush.
 	g.evMu.Lock()
 	evs := g.events
-	g.events = nil
+	g.events = r.spareEvents[:0]
 	g.evMu.Unlock()
+	defer func() { r.spareEvents = evs[:0] }()
 	lv := r.local()
 	for i := range evs {
 		ev := &evs[i]

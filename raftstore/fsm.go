@@ -125,6 +125,7 @@ func openStateDB(path string) (*bolt.DB, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:         2 * time.Second,
 		NoFreelistSync:  true,
+		FreelistType:    bolt.FreelistMapType, // no scan of all free pages per allocation
 		InitialMmapSize: 256 << 20,
 	})
 	if err != nil {

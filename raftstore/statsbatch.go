@@ -11,6 +11,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/pace"
 )
 
 // binaryVersion is the first byte of a log entry in the binary encoding:
@@ -389,7 +390,12 @@ func (a *applier) commitStatsBatch(c *statsBatchCmd) error {
 		return b.Put(key, vals[start:len(vals):len(vals)])
 	}
 	users := make([]model.Stats, len(c.Users))
+	// A batch is thousands of B-tree updates: step aside now and then so a
+	// node's tracker keeps answering on a busy core (the result does not
+	// depend on it).
+	p := pace.New(0)
 	for i := range c.Torrents {
+		p.Step()
 		t := &c.Torrents[i]
 		var sum model.Stats
 		for _, d := range t.Deltas {
@@ -410,6 +416,7 @@ func (a *applier) commitStatsBatch(c *statsBatchCmd) error {
 	}
 	var key [8]byte
 	for i, u := range c.Users {
+		p.Step()
 		binary.BigEndian.PutUint64(key[:], u)
 		if err := put(us, key[:], users[i]); err != nil {
 			return fmt.Errorf("user stats %d: %w", u, err)

@@ -15,6 +15,7 @@ import (
 	bsearch "github.com/blugelabs/bluge/search"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/pace"
 )
 
 // viewMaxAge is how long searches share one bluge snapshot while the
@@ -334,7 +335,10 @@ func (v *view) put(num uint64, d docRef) {
 // on v never load one. The caller must hold a reference to v.
 func (ix *Index) warm(ctx context.Context, v *view) error {
 	var all []lookedUp
+	// Every document: step aside now and then for the tracker (see pace).
+	p := pace.New(0)
 	err := v.visit(ctx, bluge.NewMatchAllQuery(), false, func(num uint64, _ float64, load func() (model.InfoHash, bool)) {
+		p.Step()
 		if id, ok := load(); ok {
 			all = append(all, lookedUp{num: num, id: id})
 		}
@@ -342,13 +346,20 @@ func (ix *Index) warm(ctx context.Context, v *view) error {
 	if err != nil {
 		return err
 	}
-	refs := ix.resolve(all)
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	for i, m := range all {
-		if refs[i].k != nil {
-			v.put(m.num, refs[i])
+	// In chunks, each under the locks once, with steps aside between.
+	const chunk = 1024
+	for len(all) > 0 {
+		part := all[:min(chunk, len(all))]
+		all = all[len(part):]
+		refs := ix.resolve(part)
+		v.mu.Lock()
+		for i, m := range part {
+			if refs[i].k != nil {
+				v.put(m.num, refs[i])
+			}
 		}
+		v.mu.Unlock()
+		p.StepN(len(part))
 	}
 	return nil
 }

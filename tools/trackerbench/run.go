@@ -61,6 +61,7 @@ type runFlags struct {
 	traceDir                    string
 	settle                      time.Duration
 	statsFlush                  time.Duration
+	trackerProcs                int
 }
 
 func run(args []string) error {
@@ -84,6 +85,7 @@ func run(args []string) error {
 	fs.StringVar(&rf.out, "out", "", "also write the markdown report to this file")
 	fs.DurationVar(&rf.settle, "settle", 0, "idle time after the prefill, charged to it")
 	fs.DurationVar(&rf.statsFlush, "stats-flush", 0, "seedbank's stats flush interval (node -stats-flush); 0: the node's default")
+	fs.IntVar(&rf.trackerProcs, "tracker-procs", 0, "GOMAXPROCS of the seedbank process; 0: Go's default (the CPUs it is pinned to)")
 	fs.Parse(args)
 	if rf.dur > 30*time.Second || rf.dur <= 0 {
 		return fmt.Errorf("-dur must be in (0, 30s]")
@@ -365,6 +367,9 @@ func startSeedbank(ctx context.Context, rf *runFlags, tmp string) (*tracker, *lo
 		"-http", addr, "-udp", addr, "-fixture", fixturePath, "-stats-flush", rf.statsFlush.String())
 	cmd.Stderr = os.Stderr
 	cmd.Env = append(os.Environ(), "TRACKERBENCH_PINNED=")
+	if rf.trackerProcs > 0 {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(rf.trackerProcs))
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, nil, err

@@ -127,6 +127,19 @@ func serve(args []string) error {
 	fmt.Println("READY")
 
 	var prof, tr *os.File
+	// writeAllocs writes the allocation profile so far (cumulative since
+	// the start: diff two with go tool pprof -base).
+	writeAllocs := func(path string) {
+		f, err := os.Create(path)
+		if err == nil {
+			err = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "serve: allocs profile:", err)
+		}
+	}
+	var profPath string
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		cmd, arg, _ := strings.Cut(strings.TrimSpace(in.Text()), " ")
@@ -135,6 +148,8 @@ func serve(args []string) error {
 			if prof != nil {
 				break
 			}
+			profPath = arg
+			writeAllocs(arg + ".allocs-start")
 			if prof, err = os.Create(arg); err == nil {
 				err = pprof.StartCPUProfile(prof)
 			}
@@ -147,6 +162,7 @@ func serve(args []string) error {
 				pprof.StopCPUProfile()
 				prof.Close()
 				prof = nil
+				writeAllocs(profPath + ".allocs-end")
 			}
 		case "trace":
 			if tr != nil {
