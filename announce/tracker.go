@@ -89,7 +89,7 @@ type Tracker struct {
 	// putScratch backs a flush's counter puts, reused from flush to flush
 	// (guarded by flushMu).
 	putScratch []counterPut
-	commits chan struct{} // semaphore: one committer at a time
+	commits    chan struct{} // semaphore: one committer at a time
 
 	lifeMu  sync.Mutex
 	running sync.WaitGroup
