@@ -56,6 +56,17 @@ import (
 // minutes). If the handoff never arrives (B died), the gap since B's last
 // announce is lost; nothing is counted twice.
 
+// Flushing. Every FlushInterval the accountant's shards are flushed in
+// FlushSlices slices spread over FlushSpread: each slice's deltas become a
+// batch of their own, keyed by (node id, next sequence number) and
+// persisted in the local queue with the counters they were computed against
+// (one shard's deltas and counters always travel together). So an interval
+// makes a few dozen small raft commands instead of one large one; each
+// still applies exactly once, and a crash between slices leaves the
+// unflushed shards' deltas to be recovered like any unflushed delta. The
+// flush of everything at once cost about a second of CPU in one go at
+// 60,000 announces/s, and the answers queued behind it waited hundreds of ms.
+
 // numStatsShards is the number of independently locked parts of the
 // accountant, picked by the torrent hash like the peer store's shards. Each
 // has its own counter log in the stats queue, so the number is part of the
