@@ -1,0 +1,141 @@
+// Command stretches reads a Go execution trace (trackerbench -trace) and
+// lists the longest stretches that goroutines other than the UDP tracker
+// loop ran without a break, with where each stopped, plus the wait of the
+// UDP loop goroutines from runnable to running. With the tracker on one
+// core, every such stretch is time in which no announce is answered, so
+// this shows what makes the latency tail (BENCHMARKS.md).
+//
+//	go run ./tools/stretches [-n 25] trace-udp.out
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"golang.org/x/exp/trace"
+)
+
+type stretch struct {
+	g     trace.GoID
+	dur   trace.Time
+	where string
+}
+
+func main() {
+	n := flag.Int("n", 25, "stretches to list")
+	flag.Parse()
+	if flag.NArg() != 1 {
+		fmt.Fprintln(os.Stderr, "usage: stretches [-n N] TRACE")
+		os.Exit(2)
+	}
+	if err := run(flag.Arg(0), *n, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "stretches:", err)
+		os.Exit(1)
+	}
+}
+
+// where names a stack by its first frames of interest and its root.
+func where(s trace.Stack) string {
+	var all, ours []string
+	for f := range s.Frames() {
+		fn := f.Func[strings.LastIndex(f.Func, "/")+1:]
+		all = append(all, fn)
+		if len(ours) < 3 && (strings.Contains(f.Func, "seedbank") || strings.Contains(f.Func, "raft") ||
+			strings.Contains(f.Func, "bbolt") || strings.Contains(f.Func, "gcBgMarkWorker")) {
+			ours = append(ours, fn)
+		}
+	}
+	w := strings.Join(ours, " < ")
+	if len(all) > 3 {
+		w += " ... " + strings.Join(all[len(all)-3:], " < ")
+	}
+	return w
+}
+
+func run(path string, n int, out io.Writer) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := trace.NewReader(f)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	started := map[trace.GoID]trace.Time{}
+	runnable := map[trace.GoID]trace.Time{}
+	udp := map[trace.GoID]bool{}
+	var all []stretch
+	var waits []trace.Time
+	for {
+		ev, err := r.ReadEvent()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if ev.Kind() != trace.EventStateTransition {
+			continue
+		}
+		st := ev.StateTransition()
+		if st.Resource.Kind != trace.ResourceGoroutine {
+			continue
+		}
+		g := st.Resource.Goroutine()
+		from, to := st.Goroutine()
+		switch to {
+		case trace.GoRunnable:
+			runnable[g] = ev.Time()
+		case trace.GoRunning:
+			started[g] = ev.Time()
+			if t0, ok := runnable[g]; ok && udp[g] {
+				waits = append(waits, ev.Time()-t0)
+			}
+			delete(runnable, g)
+		}
+		if from == trace.GoRunning {
+			if t0, ok := started[g]; ok {
+				w := where(ev.Stack())
+				if strings.Contains(w, "udpWorker") {
+					udp[g] = true
+				}
+				all = append(all, stretch{g, ev.Time() - t0, w})
+			}
+			delete(started, g)
+		}
+	}
+	slices.SortFunc(all, func(a, b stretch) int { return int(b.dur - a.dur) })
+	var total trace.Time
+	over1, over5 := 0, 0
+	fmt.Fprintln(out, "longest stretches of goroutines other than the UDP loop:")
+	for _, s := range all {
+		if udp[s.g] {
+			continue
+		}
+		if n > 0 {
+			fmt.Fprintf(out, "  %7.2f ms  g%-6d %s\n", float64(s.dur)/1e6, s.g, s.where)
+			n--
+		}
+		total += s.dur
+		if s.dur > 1e6 {
+			over1++
+		}
+		if s.dur > 5e6 {
+			over5++
+		}
+	}
+	fmt.Fprintf(out, "other goroutines ran %.0f ms: %d stretches over 1 ms, %d over 5 ms\n", float64(total)/1e6, over1, over5)
+	if len(waits) > 0 {
+		slices.Sort(waits)
+		q := func(p float64) float64 { return float64(waits[int(p*float64(len(waits)-1))]) / 1e6 }
+		fmt.Fprintf(out, "UDP loop runnable -> running: %d waits, p50 %.3f ms, p99 %.3f ms, p99.9 %.3f ms, max %.3f ms\n",
+			len(waits), q(0.5), q(0.99), q(0.999), q(1))
+	}
+	return nil
+}
