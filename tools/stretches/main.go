@@ -70,6 +70,7 @@ func run(path string, n int, out io.Writer) error {
 	started := map[trace.GoID]trace.Time{}
 	runnable := map[trace.GoID]trace.Time{}
 	udp := map[trace.GoID]bool{}
+	created := map[trace.GoID]string{} // where a goroutine started, for one that exits
 	var all []stretch
 	var waits []trace.Time
 	for {
@@ -89,6 +90,9 @@ func run(path string, n int, out io.Writer) error {
 		}
 		g := st.Resource.Goroutine()
 		from, to := st.Goroutine()
+		if from == trace.GoNotExist {
+			created[g] = where(st.Stack)
+		}
 		switch to {
 		case trace.GoRunnable:
 			runnable[g] = ev.Time()
@@ -101,13 +105,22 @@ func run(path string, n int, out io.Writer) error {
 		}
 		if from == trace.GoRunning {
 			if t0, ok := started[g]; ok {
-				w := where(ev.Stack())
+				w := where(st.Stack)
+				if w == "" {
+					w = where(ev.Stack())
+				}
+				if w == "" && created[g] != "" {
+					w = "(exits) started at " + created[g]
+				}
 				if strings.Contains(w, "udpWorker") {
 					udp[g] = true
 				}
 				all = append(all, stretch{g, ev.Time() - t0, w})
 			}
 			delete(started, g)
+		}
+		if to == trace.GoNotExist {
+			delete(created, g)
 		}
 	}
 	slices.SortFunc(all, func(a, b stretch) int { return int(b.dur - a.dur) })
