@@ -112,24 +112,15 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, peers []
 		return peers, swarmCounts{}, ErrClientNotAllowed
 	}
 	now := t.now()
-	if t.debug {
-		t.log.Debug("announce", "user", user.ID, "torrent", tor.ID.String(), "peer_id", string(req.peerID[:8]),
-			"event", req.event, "uploaded", req.uploaded, "downloaded", req.downloaded, "left", req.left)
-	}
-	rep := report{
-		user:      user.ID,
-		torrent:   tor,
-		peer:      req.peerID,
-		up:        req.uploaded,
-		down:      req.downloaded,
-		completed: req.event == eventCompleted,
-		seeding:   req.left == 0,
-	}
 	numWant := req.numWant
 	if numWant < 0 {
 		numWant = t.cfg.NumWantDefault
 	}
 	numWant = min(numWant, t.cfg.NumWantMax)
+	if t.debug {
+		t.log.Debug("announce", "user", user.ID, "torrent", tor.ID.String(), "peer_id", string(req.peerID[:8]),
+			"event", req.event, "uploaded", req.uploaded, "downloaded", req.downloaded, "left", req.left)
+	}
 	la := localAnnounce{
 		user:    user.ID,
 		id:      req.peerID,
@@ -139,7 +130,15 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, peers []
 		numWant: numWant,
 		family:  req.family,
 		acct:    t.acct,
-		rep:     &rep,
+	}
+	la.rep = report{
+		user:      user.ID,
+		torrent:   tor,
+		peer:      req.peerID,
+		up:        req.uploaded,
+		down:      req.downloaded,
+		completed: req.event == eventCompleted,
+		seeding:   req.left == 0,
 	}
 	peers, counts := t.peers.announce(tor.ID, &la, now, peers)
 	return peers, counts, nil

@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -130,19 +131,65 @@ func (r *peerRec) anyAddr() netip.AddrPort {
 	return r.addr6()
 }
 
-// swarm is the peers of one torrent. peers is dense so random selection is
-// O(numwant); index maps a peer_id to its position.
+// smallSwarm is the most peers a swarm keeps without a peer_id index.
+// Finding a peer in a small swarm scans its records, which sit next to each
+// other in memory: a few cache lines read in order, cheaper than a map
+// lookup and its cache misses, and no map per swarm (most swarms are
+// small). A swarm that grows past smallSwarm gets an index map; it drops
+// the map when it shrinks to smallSwarm/2.
+const smallSwarm = 32
+
+// swarm is the peers of one torrent: 64 bytes. peers is dense so random
+// selection is O(numwant); index, when not nil, maps a peer_id to its
+// position in peers.
 type swarm struct {
-	peers    []peerRec
-	index    map[[20]byte]int32
+	hash     model.InfoHash
 	seeders  int32
 	leechers int32
 	snatches uint32
+	peers    []peerRec
+	index    map[[20]byte]int32
+}
+
+// find returns the position of peer id in sw.peers, or -1.
+func (sw *swarm) find(id [20]byte) int {
+	if sw.index != nil {
+		if i, ok := sw.index[id]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	// Clients put their name first in peer_id ("-qB4650-"), so the tail
+	// tells peers apart: compare it first.
+	tail := binary.LittleEndian.Uint64(id[12:])
+	for i := range sw.peers {
+		r := &sw.peers[i]
+		if binary.LittleEndian.Uint64(r.id[12:]) == tail && r.id == id {
+			return i
+		}
+	}
+	return -1
 }
 
 func (sw *swarm) add(r peerRec) {
-	sw.index[r.id] = int32(len(sw.peers))
+	n := len(sw.peers)
+	if n == cap(sw.peers) {
+		// Grow by a quarter, not double: a swarm's records are most of the
+		// store's memory, and a swarm grows one peer at a time.
+		grown := make([]peerRec, n, n+max(n/4, 2))
+		copy(grown, sw.peers)
+		sw.peers = grown
+	}
 	sw.peers = append(sw.peers, r)
+	switch {
+	case sw.index != nil:
+		sw.index[r.id] = int32(n)
+	case n+1 > smallSwarm:
+		sw.index = make(map[[20]byte]int32, n+1)
+		for i := range sw.peers {
+			sw.index[sw.peers[i].id] = int32(i)
+		}
+	}
 	if r.seeder() {
 		sw.seeders++
 	} else {
@@ -161,11 +208,21 @@ func (sw *swarm) removeAt(i int) peerRec {
 	last := len(sw.peers) - 1
 	if i != last {
 		sw.peers[i] = sw.peers[last]
-		sw.index[sw.peers[i].id] = int32(i)
+		if sw.index != nil {
+			sw.index[sw.peers[i].id] = int32(i)
+		}
 	}
 	sw.peers[last] = peerRec{}
 	sw.peers = sw.peers[:last]
-	delete(sw.index, r.id)
+	if sw.index != nil {
+		delete(sw.index, r.id)
+		if last <= smallSwarm/2 {
+			sw.index = nil
+		}
+	}
+	if c := cap(sw.peers); c > 8 && last < c/4 {
+		sw.peers = append(make([]peerRec, 0, last+max(last/4, 2)), sw.peers...)
+	}
 	return r
 }
 
@@ -254,10 +311,55 @@ func gcd(a, b int) int {
 	return a
 }
 
+// peerShard is one independently locked part of a PeerStore. Its swarms sit
+// in one dense array and index maps a hash to a position in it; neither the
+// map nor the array's peer records hold pointers the garbage collector must
+// follow one by one.
 type peerShard struct {
 	mu     sync.Mutex
-	swarms map[model.InfoHash]*swarm
-	_      [48]byte // keep shards on separate cache lines
+	index  map[model.InfoHash]int32
+	swarms []swarm
+	_      [24]byte // keep shards on separate cache lines
+}
+
+// get returns swarm h, or nil. The pointer is valid until the shard's
+// swarms change (create, drop).
+func (sh *peerShard) get(h model.InfoHash) *swarm {
+	if i, ok := sh.index[h]; ok {
+		return &sh.swarms[i]
+	}
+	return nil
+}
+
+// create adds an empty swarm h, which must not exist, and returns it.
+// Pointers from get are invalid afterwards.
+func (sh *peerShard) create(h model.InfoHash) *swarm {
+	sh.index[h] = int32(len(sh.swarms))
+	sh.swarms = append(sh.swarms, swarm{hash: h})
+	return &sh.swarms[len(sh.swarms)-1]
+}
+
+// dropIfEmpty removes sw, a swarm of sh, when it has no peers and no
+// snatches, by moving the last swarm into its place. It reports whether it
+// did; pointers from get are invalid then.
+func (sh *peerShard) dropIfEmpty(sw *swarm) bool {
+	if !sw.empty() {
+		return false
+	}
+	h := sw.hash
+	i := sh.index[h]
+	last := int32(len(sh.swarms) - 1)
+	if i != last {
+		sh.swarms[i] = sh.swarms[last]
+		sh.index[sh.swarms[i].hash] = i
+	}
+	sh.swarms[last] = swarm{}
+	sh.swarms = sh.swarms[:last]
+	delete(sh.index, h)
+	if c := cap(sh.swarms); c > 64 && int(last) < c/4 {
+		sh.swarms = append([]swarm(nil), sh.swarms...)
+	}
+	return true
 }
 
 // PeerStore holds the live peers of every swarm in memory, local ones (that
@@ -296,7 +398,7 @@ func NewPeerStore(ttl, remoteTTL time.Duration) *PeerStore {
 		originNames: []string{""},
 	}
 	for i := range s.shards {
-		s.shards[i].swarms = map[model.InfoHash]*swarm{}
+		s.shards[i].index = map[model.InfoHash]int32{}
 	}
 	return s
 }
@@ -342,9 +444,12 @@ type localAnnounce struct {
 	// acct, when set, accounts rep under the swarm's lock, so the peer's
 	// record found here tells the accountant where its counters are (one
 	// lookup of the peer serves both), and a snatch counts without
-	// another lookup of the swarm.
+	// another lookup of the swarm. rep is a value, not a pointer: the
+	// accountant's lock makes acct leak to the heap for escape analysis,
+	// and a pointer beside it would take the report with it (an
+	// allocation per announce).
 	acct *accountant
-	rep  *report
+	rep  report
 }
 
 // swarmCounts are the numbers a tracker reports for a swarm.
@@ -359,12 +464,12 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 	var ev PeerEvent
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.swarms[h]
-	var i int32
-	var known bool
+	sw := sh.get(h)
+	i := -1
 	if sw != nil {
-		i, known = sw.index[a.id]
+		i = sw.find(a.id)
 	}
+	known := i >= 0
 	counters := int32(-1)
 	if a.acct != nil {
 		hint := int32(-1)
@@ -372,11 +477,10 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 			hint = sw.peers[i].counters
 		}
 		var snatch bool
-		snatch, counters = a.acct.accountAt(a.rep, now, hint)
+		snatch, counters = a.acct.accountAt(&a.rep, now, hint)
 		if snatch {
 			if sw == nil {
-				sw = &swarm{index: map[[20]byte]int32{}}
-				sh.swarms[h] = sw
+				sw = sh.create(h)
 			}
 			sw.snatches++
 		}
@@ -385,13 +489,12 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 		if a.stopped {
 			return dst, swarmCounts{}
 		}
-		sw = &swarm{index: map[[20]byte]int32{}}
-		sh.swarms[h] = sw
+		sw = sh.create(h)
 	}
 	switch {
 	case a.stopped:
 		if known {
-			r := sw.removeAt(int(i))
+			r := sw.removeAt(i)
 			ev = PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(r.anyAddr()), UserID: r.user}
 		}
 	case !known:
@@ -405,7 +508,7 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 	default:
 		r := &sw.peers[i]
 		changed := r.setAddr(a.addr)
-		changed = sw.setSeeder(int(i), a.seeder) || changed
+		changed = sw.setSeeder(i, a.seeder) || changed
 		if r.origin != localOrigin || r.user != a.user {
 			r.origin, r.user = localOrigin, a.user
 			changed = true
@@ -420,9 +523,7 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 		dst = sw.selectPeers(dst, a.id, a.seeder, a.family, a.numWant)
 	}
 	c := swarmCounts{int(sw.seeders), int(sw.leechers), int(sw.snatches)}
-	if sw.empty() {
-		delete(sh.swarms, h)
-	}
+	sh.dropIfEmpty(sw)
 	if ev.Kind != 0 {
 		s.emit(ev)
 	}
@@ -435,7 +536,7 @@ func (s *PeerStore) Counts(h model.InfoHash) (seeders, leechers, snatches int) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sw := sh.swarms[h]; sw != nil {
+	if sw := sh.get(h); sw != nil {
 		return int(sw.seeders), int(sw.leechers), int(sw.snatches)
 	}
 	return 0, 0, 0
@@ -481,13 +582,12 @@ func (s *PeerStore) PutRemote(origin string, h model.InfoHash, p Peer) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.swarms[h]
+	sw := sh.get(h)
 	if sw == nil {
-		sw = &swarm{index: map[[20]byte]int32{}}
-		sh.swarms[h] = sw
+		sw = sh.create(h)
 	}
-	i, known := sw.index[p.ID]
-	if !known {
+	i := sw.find(p.ID)
+	if i < 0 {
 		r := peerRec{id: p.ID, lastSeen: now, origin: oi}
 		r.setAddr(p.Addr)
 		if p.Seeder {
@@ -500,7 +600,7 @@ func (s *PeerStore) PutRemote(origin string, h model.InfoHash, p Peer) {
 	r.origin = oi
 	r.lastSeen = now
 	r.setAddr(p.Addr)
-	sw.setSeeder(int(i), p.Seeder)
+	sw.setSeeder(i, p.Seeder)
 }
 
 // RemoveRemote removes peer id from swarm h if it is held for node origin.
@@ -513,15 +613,13 @@ func (s *PeerStore) RemoveRemote(origin string, h model.InfoHash, id [20]byte) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.swarms[h]
+	sw := sh.get(h)
 	if sw == nil {
 		return
 	}
-	if i, known := sw.index[id]; known && sw.peers[i].origin == oi {
-		sw.removeAt(int(i))
-		if sw.empty() {
-			delete(sh.swarms, h)
-		}
+	if i := sw.find(id); i >= 0 && sw.peers[i].origin == oi {
+		sw.removeAt(i)
+		sh.dropIfEmpty(sw)
 	}
 }
 
@@ -542,7 +640,9 @@ func (s *PeerStore) LocalPeers(fn func(swarm model.InfoHash, p Peer, userID uint
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for h, sw := range sh.swarms {
+		for k := range sh.swarms {
+			sw := &sh.swarms[k]
+			h := sw.hash
 			for j := range sw.peers {
 				r := &sw.peers[j]
 				if r.origin != localOrigin {
@@ -568,8 +668,8 @@ func (s *PeerStore) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, sw := range sh.swarms {
-			n += len(sw.peers)
+		for k := range sh.swarms {
+			n += len(sh.swarms[k].peers)
 		}
 		sh.mu.Unlock()
 	}
@@ -582,7 +682,8 @@ func (s *PeerStore) Census() (swarms, local, remote int) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, sw := range sh.swarms {
+		for k := range sh.swarms {
+			sw := &sh.swarms[k]
 			if len(sw.peers) > 0 {
 				swarms++
 			}
@@ -632,7 +733,8 @@ func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for h, sw := range sh.swarms {
+		for k := 0; k < len(sh.swarms); {
+			sw := &sh.swarms[k]
 			for j := 0; j < len(sw.peers); {
 				if !drop(&sw.peers[j]) {
 					j++
@@ -641,11 +743,11 @@ func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 				r := sw.removeAt(j)
 				n++
 				if r.origin == localOrigin {
-					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(r.anyAddr()), UserID: r.user})
+					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: sw.hash, Peer: r.peer(r.anyAddr()), UserID: r.user})
 				}
 			}
-			if sw.empty() {
-				delete(sh.swarms, h)
+			if !sh.dropIfEmpty(sw) { // else the last swarm moved to k
+				k++
 			}
 		}
 		sh.mu.Unlock()
