@@ -60,62 +60,42 @@ type PeerEvent struct {
 	UserID uint64
 }
 
-// Flags of a peerRec.
+// A peerRec's meta field: the origin index in the low 14 bits, flags above.
 const (
-	flagHas4 uint8 = 1 << iota
-	flagHas6
-	flagSeeder
+	originMask uint16 = 1<<14 - 1
+	flagHas4   uint16 = 1 << 14
+	flagSeeder uint16 = 1 << 15
 )
 
 // localOrigin is the origin index of peers that announced to this node.
 const localOrigin uint16 = 0
 
-// peerRec is the stored form of one peer: 63 bytes of payload, 64 with
-// alignment. lastSeen is seconds since the store's epoch. counters is where
-// the accountant kept the peer's counters at its last announce here (a hint
-// the accountant checks, so a stale one is harmless).
+// peerRec is the stored form of one peer: 48 bytes, no pointers. lastSeen
+// is seconds since the store's epoch. counters is where the accountant kept
+// the peer's counters at its last announce here (a hint the accountant
+// checks, so a stale one is harmless). An IPv6 address, rarer and 18 bytes
+// long, is kept beside the records (swarm.v6): v6 is 1 + its position there,
+// 0 when the peer has none.
 type peerRec struct {
 	user     uint64
 	id       [20]byte
-	ip6      [16]byte
 	ip4      [4]byte
 	port4    uint16
-	port6    uint16
+	meta     uint16
 	lastSeen uint32
 	counters int32
-	origin   uint16
-	flags    uint8
+	v6       int32
 }
 
-func (r *peerRec) seeder() bool { return r.flags&flagSeeder != 0 }
+func (r *peerRec) seeder() bool   { return r.meta&flagSeeder != 0 }
+func (r *peerRec) has4() bool     { return r.meta&flagHas4 != 0 }
+func (r *peerRec) has6() bool     { return r.v6 != 0 }
+func (r *peerRec) origin() uint16 { return r.meta & originMask }
 
-// setAddr stores a in the slot of its family and reports whether it changed.
-func (r *peerRec) setAddr(a netip.AddrPort) bool {
-	ip := a.Addr().Unmap()
-	if ip.Is4() {
-		v := ip.As4()
-		if r.flags&flagHas4 != 0 && r.ip4 == v && r.port4 == a.Port() {
-			return false
-		}
-		r.ip4, r.port4 = v, a.Port()
-		r.flags |= flagHas4
-		return true
-	}
-	v := ip.As16()
-	if r.flags&flagHas6 != 0 && r.ip6 == v && r.port6 == a.Port() {
-		return false
-	}
-	r.ip6, r.port6 = v, a.Port()
-	r.flags |= flagHas6
-	return true
-}
+func (r *peerRec) setOrigin(o uint16) { r.meta = r.meta&^originMask | o&originMask }
 
 func (r *peerRec) addr4() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4(r.ip4), r.port4)
-}
-
-func (r *peerRec) addr6() netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom16(r.ip6), r.port6)
 }
 
 // peer returns the public form of r with the address a.
@@ -123,12 +103,11 @@ func (r *peerRec) peer(a netip.AddrPort) Peer {
 	return Peer{ID: r.id, Addr: a, Seeder: r.seeder()}
 }
 
-// anyAddr returns the IPv4 address if r has one, else the IPv6 address.
-func (r *peerRec) anyAddr() netip.AddrPort {
-	if r.flags&flagHas4 != 0 {
-		return r.addr4()
-	}
-	return r.addr6()
+// peerAddr6 is the IPv6 address of the peer at position owner of a swarm.
+type peerAddr6 struct {
+	ip    [16]byte
+	port  uint16
+	owner int32
 }
 
 // smallSwarm is the most peers a swarm keeps without a peer_id index.
@@ -139,9 +118,9 @@ func (r *peerRec) anyAddr() netip.AddrPort {
 // the map when it shrinks to smallSwarm/2.
 const smallSwarm = 32
 
-// swarm is the peers of one torrent: 64 bytes. peers is dense so random
-// selection is O(numwant); index, when not nil, maps a peer_id to its
-// position in peers.
+// swarm is the peers of one torrent. peers is dense so random selection is
+// O(numwant); index, when not nil, maps a peer_id to its position in peers;
+// v6 holds the IPv6 addresses of the peers that have one.
 type swarm struct {
 	hash     model.InfoHash
 	seeders  int32
@@ -149,6 +128,64 @@ type swarm struct {
 	snatches uint32
 	peers    []peerRec
 	index    map[[20]byte]int32
+	v6       []peerAddr6
+}
+
+// addr6 returns the IPv6 address of r, a peer of sw that has one.
+func (sw *swarm) addr6(r *peerRec) netip.AddrPort {
+	a := &sw.v6[r.v6-1]
+	return netip.AddrPortFrom(netip.AddrFrom16(a.ip), a.port)
+}
+
+// anyAddr returns the IPv4 address of r if it has one, else its IPv6 address.
+func (sw *swarm) anyAddr(r *peerRec) netip.AddrPort {
+	if r.has4() {
+		return r.addr4()
+	}
+	return sw.addr6(r)
+}
+
+// setAddr stores a as the address of its family of the peer at i and
+// reports whether it changed.
+func (sw *swarm) setAddr(i int, a netip.AddrPort) bool {
+	r := &sw.peers[i]
+	ip := a.Addr().Unmap()
+	if ip.Is4() {
+		v := ip.As4()
+		if r.has4() && r.ip4 == v && r.port4 == a.Port() {
+			return false
+		}
+		r.ip4, r.port4 = v, a.Port()
+		r.meta |= flagHas4
+		return true
+	}
+	v := ip.As16()
+	if r.v6 == 0 {
+		sw.v6 = append(sw.v6, peerAddr6{ip: v, port: a.Port(), owner: int32(i)})
+		r.v6 = int32(len(sw.v6))
+		return true
+	}
+	x := &sw.v6[r.v6-1]
+	if x.ip == v && x.port == a.Port() {
+		return false
+	}
+	x.ip, x.port = v, a.Port()
+	return true
+}
+
+// dropAddr6 removes the IPv6 address at j by moving the last one into its
+// place.
+func (sw *swarm) dropAddr6(j int) {
+	last := len(sw.v6) - 1
+	if j != last {
+		sw.v6[j] = sw.v6[last]
+		sw.peers[sw.v6[j].owner].v6 = int32(j + 1)
+	}
+	if last == 0 {
+		sw.v6 = nil
+		return
+	}
+	sw.v6 = sw.v6[:last]
 }
 
 // find returns the position of peer id in sw.peers, or -1.
@@ -198,8 +235,14 @@ func (sw *swarm) add(r peerRec) {
 }
 
 // removeAt deletes the peer at i by moving the last peer into its place.
-func (sw *swarm) removeAt(i int) peerRec {
+// It returns the record and the peer's address (IPv4 if it had one).
+func (sw *swarm) removeAt(i int) (peerRec, netip.AddrPort) {
 	r := sw.peers[i]
+	addr := sw.anyAddr(&r)
+	if r.v6 != 0 {
+		sw.dropAddr6(int(r.v6 - 1))
+		r.v6 = 0
+	}
 	if r.seeder() {
 		sw.seeders--
 	} else {
@@ -208,6 +251,9 @@ func (sw *swarm) removeAt(i int) peerRec {
 	last := len(sw.peers) - 1
 	if i != last {
 		sw.peers[i] = sw.peers[last]
+		if m := &sw.peers[i]; m.v6 != 0 {
+			sw.v6[m.v6-1].owner = int32(i)
+		}
 		if sw.index != nil {
 			sw.index[sw.peers[i].id] = int32(i)
 		}
@@ -223,7 +269,7 @@ func (sw *swarm) removeAt(i int) peerRec {
 	if c := cap(sw.peers); c > 8 && last < c/4 {
 		sw.peers = append(make([]peerRec, 0, last+max(last/4, 2)), sw.peers...)
 	}
-	return r
+	return r, addr
 }
 
 // setSeeder changes the seeder flag of the peer at i, keeping the counts.
@@ -233,11 +279,11 @@ func (sw *swarm) setSeeder(i int, seeder bool) bool {
 		return false
 	}
 	if seeder {
-		r.flags |= flagSeeder
+		r.meta |= flagSeeder
 		sw.seeders++
 		sw.leechers--
 	} else {
-		r.flags &^= flagSeeder
+		r.meta &^= flagSeeder
 		sw.seeders--
 		sw.leechers++
 	}
@@ -274,12 +320,12 @@ func (sw *swarm) selectPeers(dst []Peer, self [20]byte, seeder bool, fam family,
 			continue
 		}
 		took := false
-		if fam&family4 != 0 && r.flags&flagHas4 != 0 {
+		if fam&family4 != 0 && r.has4() {
 			dst = append(dst, r.peer(r.addr4()))
 			took = true
 		}
-		if fam&family6 != 0 && r.flags&flagHas6 != 0 {
-			dst = append(dst, r.peer(r.addr6()))
+		if fam&family6 != 0 && r.has6() {
+			dst = append(dst, r.peer(sw.addr6(r)))
 			took = true
 		}
 		if took {
@@ -494,23 +540,24 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 	switch {
 	case a.stopped:
 		if known {
-			r := sw.removeAt(i)
-			ev = PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(r.anyAddr()), UserID: r.user}
+			r, addr := sw.removeAt(i)
+			ev = PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(addr), UserID: r.user}
 		}
 	case !known:
-		r := peerRec{user: a.user, id: a.id, lastSeen: s.stamp(now), counters: counters, origin: localOrigin}
-		r.setAddr(a.addr)
+		r := peerRec{user: a.user, id: a.id, lastSeen: s.stamp(now), counters: counters, meta: localOrigin}
 		if a.seeder {
-			r.flags |= flagSeeder
+			r.meta |= flagSeeder
 		}
 		sw.add(r)
+		sw.setAddr(len(sw.peers)-1, a.addr)
 		ev = PeerEvent{Kind: PeerPut, Swarm: h, Peer: r.peer(a.addr), UserID: a.user}
 	default:
-		r := &sw.peers[i]
-		changed := r.setAddr(a.addr)
+		changed := sw.setAddr(i, a.addr)
 		changed = sw.setSeeder(i, a.seeder) || changed
-		if r.origin != localOrigin || r.user != a.user {
-			r.origin, r.user = localOrigin, a.user
+		r := &sw.peers[i]
+		if r.origin() != localOrigin || r.user != a.user {
+			r.setOrigin(localOrigin)
+			r.user = a.user
 			changed = true
 		}
 		r.lastSeen = s.stamp(now)
@@ -548,7 +595,7 @@ func (s *PeerStore) originIndex(origin string) uint16 {
 	if i, ok := s.origins[origin]; ok {
 		return i
 	}
-	if len(s.originNames) > int(^uint16(0)) {
+	if len(s.originNames) > int(originMask) {
 		return 0
 	}
 	i := uint16(len(s.originNames))
@@ -588,18 +635,18 @@ func (s *PeerStore) PutRemote(origin string, h model.InfoHash, p Peer) {
 	}
 	i := sw.find(p.ID)
 	if i < 0 {
-		r := peerRec{id: p.ID, lastSeen: now, origin: oi}
-		r.setAddr(p.Addr)
+		r := peerRec{id: p.ID, lastSeen: now, meta: oi}
 		if p.Seeder {
-			r.flags |= flagSeeder
+			r.meta |= flagSeeder
 		}
 		sw.add(r)
+		sw.setAddr(len(sw.peers)-1, p.Addr)
 		return
 	}
 	r := &sw.peers[i]
-	r.origin = oi
+	r.setOrigin(oi)
 	r.lastSeen = now
-	r.setAddr(p.Addr)
+	sw.setAddr(i, p.Addr)
 	sw.setSeeder(i, p.Seeder)
 }
 
@@ -617,7 +664,7 @@ func (s *PeerStore) RemoveRemote(origin string, h model.InfoHash, id [20]byte) {
 	if sw == nil {
 		return
 	}
-	if i := sw.find(id); i >= 0 && sw.peers[i].origin == oi {
+	if i := sw.find(id); i >= 0 && sw.peers[i].origin() == oi {
 		sw.removeAt(i)
 		sh.dropIfEmpty(sw)
 	}
@@ -630,7 +677,7 @@ func (s *PeerStore) DropOrigin(origin string) int {
 	if !ok {
 		return 0
 	}
-	return s.removeWhere(func(r *peerRec) bool { return r.origin == oi })
+	return s.removeWhere(func(r *peerRec) bool { return r.origin() == oi })
 }
 
 // LocalPeers calls fn for every address of every local peer until fn returns
@@ -645,14 +692,14 @@ func (s *PeerStore) LocalPeers(fn func(swarm model.InfoHash, p Peer, userID uint
 			h := sw.hash
 			for j := range sw.peers {
 				r := &sw.peers[j]
-				if r.origin != localOrigin {
+				if r.origin() != localOrigin {
 					continue
 				}
-				if r.flags&flagHas4 != 0 && !fn(h, r.peer(r.addr4()), r.user) {
+				if r.has4() && !fn(h, r.peer(r.addr4()), r.user) {
 					sh.mu.Unlock()
 					return
 				}
-				if r.flags&flagHas6 != 0 && !fn(h, r.peer(r.addr6()), r.user) {
+				if r.has6() && !fn(h, r.peer(sw.addr6(r)), r.user) {
 					sh.mu.Unlock()
 					return
 				}
@@ -688,7 +735,7 @@ func (s *PeerStore) Census() (swarms, local, remote int) {
 				swarms++
 			}
 			for j := range sw.peers {
-				if sw.peers[j].origin == localOrigin {
+				if sw.peers[j].origin() == localOrigin {
 					local++
 				} else {
 					remote++
@@ -711,7 +758,7 @@ func (s *PeerStore) Sweep(now time.Time) int {
 		remoteCut = cutoff(nowS, s.remoteTTL)
 	}
 	return s.removeWhere(func(r *peerRec) bool {
-		if r.origin == localOrigin {
+		if r.origin() == localOrigin {
 			return r.lastSeen < localCut
 		}
 		return r.lastSeen < remoteCut
@@ -740,10 +787,10 @@ func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 					j++
 					continue
 				}
-				r := sw.removeAt(j)
+				r, addr := sw.removeAt(j)
 				n++
-				if r.origin == localOrigin {
-					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: sw.hash, Peer: r.peer(r.anyAddr()), UserID: r.user})
+				if r.origin() == localOrigin {
+					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: sw.hash, Peer: r.peer(addr), UserID: r.user})
 				}
 			}
 			if !sh.dropIfEmpty(sw) { // else the last swarm moved to k

@@ -13,8 +13,8 @@ import (
 )
 
 func TestPeerRecSize(t *testing.T) {
-	if s := unsafe.Sizeof(peerRec{}); s > 64 {
-		t.Fatalf("peerRec is %d bytes, want at most 64", s)
+	if s := unsafe.Sizeof(peerRec{}); s > 48 {
+		t.Fatalf("peerRec is %d bytes, want at most 48", s)
 	}
 }
 
@@ -292,6 +292,7 @@ func checkPeerStore(t *testing.T, s *PeerStore) {
 				t.Fatalf("empty swarm %x kept", h)
 			}
 			var sd, l int32
+			v6 := 0
 			for j, r := range sw.peers {
 				if r.seeder() {
 					sd++
@@ -301,6 +302,18 @@ func checkPeerStore(t *testing.T, s *PeerStore) {
 				if sw.find(r.id) != j {
 					t.Fatalf("swarm %x: peer %d found at %d", h, j, sw.find(r.id))
 				}
+				if !r.has4() && !r.has6() {
+					t.Fatalf("swarm %x: peer %d has no address", h, j)
+				}
+				if r.has6() {
+					v6++
+					if r.v6 < 1 || int(r.v6) > len(sw.v6) || sw.v6[r.v6-1].owner != int32(j) {
+						t.Fatalf("swarm %x: peer %d's IPv6 address %d is not its own", h, j, r.v6)
+					}
+				}
+			}
+			if v6 != len(sw.v6) {
+				t.Fatalf("swarm %x: %d peers with IPv6, %d addresses", h, v6, len(sw.v6))
 			}
 			if sd != sw.seeders || l != sw.leechers {
 				t.Fatalf("swarm %x: counts %d/%d, records %d/%d", h, sw.seeders, sw.leechers, sd, l)
@@ -381,14 +394,19 @@ func BenchmarkPeerStoreAnnounceMany(b *testing.B) {
 
 // TestSwarmGrowsAndShrinks: swarms that cross smallSwarm both ways (scan,
 // then index map, then scan again) and swarms that come and go in a shard
-// keep finding every peer, against a plain map of what should be there.
+// keep finding every peer and its addresses (IPv4, IPv6 kept beside the
+// records, dual-stack), against a plain map of what should be there.
 func TestSwarmGrowsAndShrinks(t *testing.T) {
 	s := NewPeerStore(time.Minute, 0)
 	now := time.Now()
 	hashes := []model.InfoHash{{5, 1}, {5, 2}, {5, 3}, {6, 1}} // three share a shard
-	want := map[model.InfoHash]map[[20]byte]bool{}
+	type peerWant struct {
+		seeder bool
+		a4, a6 netip.AddrPort
+	}
+	want := map[model.InfoHash]map[[20]byte]peerWant{}
 	for _, h := range hashes {
-		want[h] = map[[20]byte]bool{}
+		want[h] = map[[20]byte]peerWant{}
 	}
 	indexed := map[model.InfoHash]bool{}
 	var built, dropped int
@@ -406,16 +424,33 @@ func TestSwarmGrowsAndShrinks(t *testing.T) {
 			stop = next(8) != 0
 		}
 		id := next(3 * smallSwarm)
-		a := local(id, fmt.Sprintf("192.0.2.%d:%d", id%250+1, id+1), id%3 == 0)
+		// A fifth of the peers IPv6 only, a fifth dual-stack (either
+		// family, and a new port now and then), the rest IPv4 only.
+		addr := fmt.Sprintf("192.0.2.%d:%d", id%250+1, id+1)
+		if id%5 == 0 || id%5 == 1 && next(2) == 0 {
+			addr = fmt.Sprintf("[2001:db8::%x]:%d", id+1, id+1+next(2))
+		}
+		a := local(id, addr, id%3 == 0)
 		a.stopped = stop
 		peers, c := s.announce(h, a, now, nil)
 		if a.stopped {
 			delete(want[h], a.id)
 		} else {
-			want[h][a.id] = a.seeder
+			w := want[h][a.id]
+			w.seeder = a.seeder
+			if a.addr.Addr().Is4() {
+				w.a4 = a.addr
+			} else {
+				w.a6 = a.addr
+			}
+			want[h][a.id] = w
 		}
-		if len(peers) > a.numWant {
-			t.Fatalf("step %d: %d peers for numwant %d", step, len(peers), a.numWant)
+		distinct := map[[20]byte]bool{}
+		for _, p := range peers {
+			distinct[p.ID] = true
+		}
+		if len(distinct) > a.numWant || distinct[a.id] { // a dual-stack peer counts once
+			t.Fatalf("step %d: %d peers for numwant %d", step, len(distinct), a.numWant)
 		}
 		if c.seeders+c.leechers != len(want[h]) {
 			t.Fatalf("step %d: counts %+v, want %d peers", step, c, len(want[h]))
@@ -441,9 +476,21 @@ func TestSwarmGrowsAndShrinks(t *testing.T) {
 				if sw == nil || len(sw.peers) != len(want[h]) {
 					t.Fatalf("step %d: swarm %x lost peers", step, h)
 				}
-				for id, seeder := range want[h] {
-					if i := sw.find(id); i < 0 || sw.peers[i].seeder() != seeder {
+				for id, w := range want[h] {
+					i := sw.find(id)
+					if i < 0 || sw.peers[i].seeder() != w.seeder {
 						t.Fatalf("step %d: peer %q of %x at %d", step, id, h, i)
+					}
+					r := &sw.peers[i]
+					var a4, a6 netip.AddrPort
+					if r.has4() {
+						a4 = r.addr4()
+					}
+					if r.has6() {
+						a6 = sw.addr6(r)
+					}
+					if a4 != w.a4 || a6 != w.a6 {
+						t.Fatalf("step %d: peer %q has %v %v, want %v %v", step, id, a4, a6, w.a4, w.a6)
 					}
 				}
 			}
@@ -452,5 +499,29 @@ func TestSwarmGrowsAndShrinks(t *testing.T) {
 	checkPeerStore(t, s)
 	if built < 4 || dropped < 4 {
 		t.Fatalf("peer_id index built %d times, dropped %d: the test no longer crosses smallSwarm", built, dropped)
+	}
+}
+
+// TestOriginTableFull: origin indexes share a field with the peer flags, so
+// the table stops at originMask origins; a peer of the last origin keeps
+// its flags, and a further origin's peers are not stored.
+func TestOriginTableFull(t *testing.T) {
+	s := NewPeerStore(time.Minute, 0)
+	h := model.InfoHash{9}
+	for i := 1; i < int(originMask); i++ {
+		s.originIndex(fmt.Sprintf("node-%d", i))
+	}
+	last := Peer{ID: peerID(1), Addr: netip.MustParseAddrPort("192.0.2.1:1"), Seeder: true}
+	s.PutRemote("last", h, last)
+	s.PutRemote("one-too-many", h, Peer{ID: peerID(2), Addr: netip.MustParseAddrPort("192.0.2.2:1")})
+	sw := s.shard(h).get(h)
+	if sw == nil || len(sw.peers) != 1 {
+		t.Fatalf("swarm %+v, want the last origin's peer only", sw)
+	}
+	if r := &sw.peers[0]; r.origin() != originMask || !r.seeder() || !r.has4() || r.addr4() != last.Addr {
+		t.Fatalf("peer of origin %d: origin %d, seeder %v, address %v", originMask, r.origin(), r.seeder(), r.addr4())
+	}
+	if n := s.DropOrigin("last"); n != 1 || s.Len() != 0 {
+		t.Fatalf("DropOrigin removed %d, %d left", n, s.Len())
 	}
 }
