@@ -595,3 +595,17 @@ func TestUDPSendSkipsRefused(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkConnIDValid: checking a current connection id (one MAC).
+func BenchmarkConnIDValid(b *testing.B) {
+	var c connIDs
+	c.init()
+	now := time.Now()
+	a := netip.MustParseAddrPort("192.0.2.1:6881")
+	id := c.make(a, now)
+	for b.Loop() {
+		if !c.valid(id, a, now) {
+			b.Fatal("invalid")
+		}
+	}
+}
