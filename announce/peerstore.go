@@ -122,7 +122,6 @@ const smallSwarm = 32
 // O(numwant); index, when not nil, maps a peer_id to its position in peers;
 // v6 holds the IPv6 addresses of the peers that have one.
 type swarm struct {
-	hash     model.InfoHash
 	seeders  int32
 	leechers int32
 	snatches uint32
@@ -357,55 +356,34 @@ func gcd(a, b int) int {
 	return a
 }
 
-// peerShard is one independently locked part of a PeerStore. Its swarms sit
-// in one dense array and index maps a hash to a position in it; neither the
-// map nor the array's peer records hold pointers the garbage collector must
-// follow one by one.
+// peerShard is one independently locked part of a PeerStore. A swarm's
+// header (counts and where its records are) is the value of its map entry,
+// so finding it costs no pointer to follow; the records live in the header's
+// arrays, which hold no pointers. A header read from the map is a copy:
+// whoever changes the counts or an array (not only its elements) stores it
+// back with put.
 type peerShard struct {
 	mu     sync.Mutex
-	index  map[model.InfoHash]int32
-	swarms []swarm
-	_      [24]byte // keep shards on separate cache lines
+	swarms map[model.InfoHash]swarm
+	_      [48]byte // keep shards on separate cache lines
 }
 
-// get returns swarm h, or nil. The pointer is valid until the shard's
-// swarms change (create, drop).
+// get returns a copy of swarm h's header, or nil (for tests: it allocates).
 func (sh *peerShard) get(h model.InfoHash) *swarm {
-	if i, ok := sh.index[h]; ok {
-		return &sh.swarms[i]
+	if sw, ok := sh.swarms[h]; ok {
+		return &sw
 	}
 	return nil
 }
 
-// create adds an empty swarm h, which must not exist, and returns it.
-// Pointers from get are invalid afterwards.
-func (sh *peerShard) create(h model.InfoHash) *swarm {
-	sh.index[h] = int32(len(sh.swarms))
-	sh.swarms = append(sh.swarms, swarm{hash: h})
-	return &sh.swarms[len(sh.swarms)-1]
-}
-
-// dropIfEmpty removes sw, a swarm of sh, when it has no peers and no
-// snatches, by moving the last swarm into its place. It reports whether it
-// did; pointers from get are invalid then.
-func (sh *peerShard) dropIfEmpty(sw *swarm) bool {
-	if !sw.empty() {
-		return false
+// put stores sw as swarm h's header, or removes the swarm when it has no
+// peers and no snatches.
+func (sh *peerShard) put(h model.InfoHash, sw *swarm) {
+	if sw.empty() {
+		delete(sh.swarms, h)
+		return
 	}
-	h := sw.hash
-	i := sh.index[h]
-	last := int32(len(sh.swarms) - 1)
-	if i != last {
-		sh.swarms[i] = sh.swarms[last]
-		sh.index[sh.swarms[i].hash] = i
-	}
-	sh.swarms[last] = swarm{}
-	sh.swarms = sh.swarms[:last]
-	delete(sh.index, h)
-	if c := cap(sh.swarms); c > 64 && int(last) < c/4 {
-		sh.swarms = append([]swarm(nil), sh.swarms...)
-	}
-	return true
+	sh.swarms[h] = *sw
 }
 
 // PeerStore holds the live peers of every swarm in memory, local ones (that
@@ -444,7 +422,7 @@ func NewPeerStore(ttl, remoteTTL time.Duration) *PeerStore {
 		originNames: []string{""},
 	}
 	for i := range s.shards {
-		s.shards[i].index = map[model.InfoHash]int32{}
+		s.shards[i].swarms = map[model.InfoHash]swarm{}
 	}
 	return s
 }
@@ -510,12 +488,15 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 	var ev PeerEvent
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.get(h)
+	sw, exists := sh.swarms[h]
 	i := -1
-	if sw != nil {
+	if exists {
 		i = sw.find(a.id)
 	}
 	known := i >= 0
+	// changed: the header changed (counts, arrays) and must be stored back;
+	// a re-announce that changes nothing only writes into the records.
+	changed := false
 	counters := int32(-1)
 	if a.acct != nil {
 		hint := int32(-1)
@@ -525,23 +506,16 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 		var snatch bool
 		snatch, counters = a.acct.accountAt(&a.rep, now, hint)
 		if snatch {
-			if sw == nil {
-				sw = sh.create(h)
-			}
 			sw.snatches++
+			changed = true
 		}
-	}
-	if sw == nil {
-		if a.stopped {
-			return dst, swarmCounts{}
-		}
-		sw = sh.create(h)
 	}
 	switch {
 	case a.stopped:
 		if known {
 			r, addr := sw.removeAt(i)
 			ev = PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(addr), UserID: r.user}
+			changed = true
 		}
 	case !known:
 		r := peerRec{user: a.user, id: a.id, lastSeen: s.stamp(now), counters: counters, meta: localOrigin}
@@ -551,26 +525,30 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 		sw.add(r)
 		sw.setAddr(len(sw.peers)-1, a.addr)
 		ev = PeerEvent{Kind: PeerPut, Swarm: h, Peer: r.peer(a.addr), UserID: a.user}
+		changed = true
 	default:
-		changed := sw.setAddr(i, a.addr)
-		changed = sw.setSeeder(i, a.seeder) || changed
+		moved := sw.setAddr(i, a.addr)
+		moved = sw.setSeeder(i, a.seeder) || moved
 		r := &sw.peers[i]
 		if r.origin() != localOrigin || r.user != a.user {
 			r.setOrigin(localOrigin)
 			r.user = a.user
-			changed = true
+			moved = true
 		}
 		r.lastSeen = s.stamp(now)
 		r.counters = counters
-		if changed {
+		if moved {
 			ev = PeerEvent{Kind: PeerPut, Swarm: h, Peer: r.peer(a.addr), UserID: a.user}
+			changed = true
 		}
 	}
 	if !a.stopped {
 		dst = sw.selectPeers(dst, a.id, a.seeder, a.family, a.numWant)
 	}
 	c := swarmCounts{int(sw.seeders), int(sw.leechers), int(sw.snatches)}
-	sh.dropIfEmpty(sw)
+	if changed {
+		sh.put(h, &sw)
+	}
 	if ev.Kind != 0 {
 		s.emit(ev)
 	}
@@ -583,7 +561,7 @@ func (s *PeerStore) Counts(h model.InfoHash) (seeders, leechers, snatches int) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sw := sh.get(h); sw != nil {
+	if sw, ok := sh.swarms[h]; ok {
 		return int(sw.seeders), int(sw.leechers), int(sw.snatches)
 	}
 	return 0, 0, 0
@@ -629,10 +607,8 @@ func (s *PeerStore) PutRemote(origin string, h model.InfoHash, p Peer) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.get(h)
-	if sw == nil {
-		sw = sh.create(h)
-	}
+	sw := sh.swarms[h]
+	defer sh.put(h, &sw)
 	i := sw.find(p.ID)
 	if i < 0 {
 		r := peerRec{id: p.ID, lastSeen: now, meta: oi}
@@ -660,13 +636,13 @@ func (s *PeerStore) RemoveRemote(origin string, h model.InfoHash, id [20]byte) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.get(h)
-	if sw == nil {
+	sw, ok := sh.swarms[h]
+	if !ok {
 		return
 	}
 	if i := sw.find(id); i >= 0 && sw.peers[i].origin() == oi {
 		sw.removeAt(i)
-		sh.dropIfEmpty(sw)
+		sh.put(h, &sw)
 	}
 }
 
@@ -687,9 +663,7 @@ func (s *PeerStore) LocalPeers(fn func(swarm model.InfoHash, p Peer, userID uint
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k := range sh.swarms {
-			sw := &sh.swarms[k]
-			h := sw.hash
+		for h, sw := range sh.swarms {
 			for j := range sw.peers {
 				r := &sw.peers[j]
 				if r.origin() != localOrigin {
@@ -715,8 +689,8 @@ func (s *PeerStore) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k := range sh.swarms {
-			n += len(sh.swarms[k].peers)
+		for _, sw := range sh.swarms {
+			n += len(sw.peers)
 		}
 		sh.mu.Unlock()
 	}
@@ -729,8 +703,7 @@ func (s *PeerStore) Census() (swarms, local, remote int) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k := range sh.swarms {
-			sw := &sh.swarms[k]
+		for _, sw := range sh.swarms {
 			if len(sw.peers) > 0 {
 				swarms++
 			}
@@ -780,8 +753,8 @@ func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for k := 0; k < len(sh.swarms); {
-			sw := &sh.swarms[k]
+		for h, sw := range sh.swarms {
+			removed := false
 			for j := 0; j < len(sw.peers); {
 				if !drop(&sw.peers[j]) {
 					j++
@@ -789,12 +762,13 @@ func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 				}
 				r, addr := sw.removeAt(j)
 				n++
+				removed = true
 				if r.origin() == localOrigin {
-					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: sw.hash, Peer: r.peer(addr), UserID: r.user})
+					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(addr), UserID: r.user})
 				}
 			}
-			if !sh.dropIfEmpty(sw) { // else the last swarm moved to k
-				k++
+			if removed {
+				sh.put(h, &sw) // changing or deleting the current entry is safe in a range
 			}
 		}
 		sh.mu.Unlock()

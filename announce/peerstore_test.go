@@ -169,7 +169,7 @@ func TestPeerStoreExpiry(t *testing.T) {
 	if s.Len() != 0 {
 		t.Fatal("peers left")
 	}
-	if sh := s.shard(h); len(sh.swarms) != 0 || len(sh.index) != 0 {
+	if sh := s.shard(h); len(sh.swarms) != 0 {
 		t.Fatal("empty swarm kept")
 	}
 }
@@ -278,15 +278,9 @@ func TestPeerStoreConcurrent(t *testing.T) {
 func checkPeerStore(t *testing.T, s *PeerStore) {
 	t.Helper()
 	for i := range s.shards {
-		sh := &s.shards[i]
-		if len(sh.index) != len(sh.swarms) {
-			t.Fatalf("shard %d: %d swarms indexed, %d held", i, len(sh.index), len(sh.swarms))
-		}
-		for k := range sh.swarms {
-			sw := &sh.swarms[k]
-			h := sw.hash
-			if j, ok := sh.index[h]; !ok || int(j) != k {
-				t.Fatalf("swarm %x at %d, indexed at %d (%v)", h, k, j, ok)
+		for h, sw := range s.shards[i].swarms {
+			if h[0] != byte(i) {
+				t.Fatalf("swarm %x in shard %d", h, i)
 			}
 			if sw.empty() {
 				t.Fatalf("empty swarm %x kept", h)
