@@ -2,6 +2,7 @@ package announce
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/seedbank/seedbank/model"
 )
@@ -94,12 +95,18 @@ func validPasskey(s string) bool {
 // and appends the selected peers to peers. Every check happens before any
 // state changes, so a refused announce touches neither swarm nor stats.
 func (t *Tracker) announce(passkey string, req *announceRequest, peers []Peer) ([]Peer, swarmCounts, error) {
-	peers, counts, err := t.announceChecked(passkey, req, peers)
+	return t.announceAt(passkey, req, t.now(), peers)
+}
+
+// announceAt is announce at time now, for a caller that read the clock
+// already (the UDP worker reads it once per batch of datagrams).
+func (t *Tracker) announceAt(passkey string, req *announceRequest, now time.Time, peers []Peer) ([]Peer, swarmCounts, error) {
+	peers, counts, err := t.announceChecked(passkey, req, now, peers)
 	t.counters.count(err)
 	return peers, counts, err
 }
 
-func (t *Tracker) announceChecked(passkey string, req *announceRequest, peers []Peer) ([]Peer, swarmCounts, error) {
+func (t *Tracker) announceChecked(passkey string, req *announceRequest, now time.Time, peers []Peer) ([]Peer, swarmCounts, error) {
 	user, err := t.authorize(passkey)
 	if err != nil {
 		return peers, swarmCounts{}, err
@@ -111,25 +118,15 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, peers []
 	if !t.reg.ClientAllowed(req.peerID[:]) {
 		return peers, swarmCounts{}, ErrClientNotAllowed
 	}
-	now := t.now()
-	if t.debug {
-		t.log.Debug("announce", "user", user.ID, "torrent", tor.ID.String(), "peer_id", string(req.peerID[:8]),
-			"event", req.event, "uploaded", req.uploaded, "downloaded", req.downloaded, "left", req.left)
-	}
-	rep := report{
-		user:      user.ID,
-		torrent:   tor,
-		peer:      req.peerID,
-		up:        req.uploaded,
-		down:      req.downloaded,
-		completed: req.event == eventCompleted,
-		seeding:   req.left == 0,
-	}
 	numWant := req.numWant
 	if numWant < 0 {
 		numWant = t.cfg.NumWantDefault
 	}
 	numWant = min(numWant, t.cfg.NumWantMax)
+	if t.debug {
+		t.log.Debug("announce", "user", user.ID, "torrent", tor.ID.String(), "peer_id", string(req.peerID[:8]),
+			"event", req.event, "uploaded", req.uploaded, "downloaded", req.downloaded, "left", req.left)
+	}
 	la := localAnnounce{
 		user:    user.ID,
 		id:      req.peerID,
@@ -139,7 +136,15 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, peers []
 		numWant: numWant,
 		family:  req.family,
 		acct:    t.acct,
-		rep:     &rep,
+	}
+	la.rep = report{
+		user:      user.ID,
+		torrent:   tor,
+		peer:      req.peerID,
+		up:        req.uploaded,
+		down:      req.downloaded,
+		completed: req.event == eventCompleted,
+		seeding:   req.left == 0,
 	}
 	peers, counts := t.peers.announce(tor.ID, &la, now, peers)
 	return peers, counts, nil

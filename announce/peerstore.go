@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
 	"sync"
@@ -60,62 +61,42 @@ type PeerEvent struct {
 	UserID uint64
 }
 
-// Flags of a peerRec.
+// A peerRec's meta field: the origin index in the low 14 bits, flags above.
 const (
-	flagHas4 uint8 = 1 << iota
-	flagHas6
-	flagSeeder
+	originMask uint16 = 1<<14 - 1
+	flagHas4   uint16 = 1 << 14
+	flagSeeder uint16 = 1 << 15
 )
 
 // localOrigin is the origin index of peers that announced to this node.
 const localOrigin uint16 = 0
 
-// peerRec is the stored form of one peer: 63 bytes of payload, 64 with
-// alignment. lastSeen is seconds since the store's epoch. counters is where
-// the accountant kept the peer's counters at its last announce here (a hint
-// the accountant checks, so a stale one is harmless).
+// peerRec is the stored form of one peer: 48 bytes, no pointers. lastSeen
+// is seconds since the store's epoch. counters is where the accountant kept
+// the peer's counters at its last announce here (a hint the accountant
+// checks, so a stale one is harmless). An IPv6 address, rarer and 18 bytes
+// long, is kept beside the records (swarm.v6): v6 is 1 + its position there,
+// 0 when the peer has none.
 type peerRec struct {
 	user     uint64
 	id       [20]byte
-	ip6      [16]byte
 	ip4      [4]byte
 	port4    uint16
-	port6    uint16
+	meta     uint16
 	lastSeen uint32
 	counters int32
-	origin   uint16
-	flags    uint8
+	v6       int32
 }
 
-func (r *peerRec) seeder() bool { return r.flags&flagSeeder != 0 }
+func (r *peerRec) seeder() bool   { return r.meta&flagSeeder != 0 }
+func (r *peerRec) has4() bool     { return r.meta&flagHas4 != 0 }
+func (r *peerRec) has6() bool     { return r.v6 != 0 }
+func (r *peerRec) origin() uint16 { return r.meta & originMask }
 
-// setAddr stores a in the slot of its family and reports whether it changed.
-func (r *peerRec) setAddr(a netip.AddrPort) bool {
-	ip := a.Addr().Unmap()
-	if ip.Is4() {
-		v := ip.As4()
-		if r.flags&flagHas4 != 0 && r.ip4 == v && r.port4 == a.Port() {
-			return false
-		}
-		r.ip4, r.port4 = v, a.Port()
-		r.flags |= flagHas4
-		return true
-	}
-	v := ip.As16()
-	if r.flags&flagHas6 != 0 && r.ip6 == v && r.port6 == a.Port() {
-		return false
-	}
-	r.ip6, r.port6 = v, a.Port()
-	r.flags |= flagHas6
-	return true
-}
+func (r *peerRec) setOrigin(o uint16) { r.meta = r.meta&^originMask | o&originMask }
 
 func (r *peerRec) addr4() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4(r.ip4), r.port4)
-}
-
-func (r *peerRec) addr6() netip.AddrPort {
-	return netip.AddrPortFrom(netip.AddrFrom16(r.ip6), r.port6)
 }
 
 // peer returns the public form of r with the address a.
@@ -123,27 +104,129 @@ func (r *peerRec) peer(a netip.AddrPort) Peer {
 	return Peer{ID: r.id, Addr: a, Seeder: r.seeder()}
 }
 
-// anyAddr returns the IPv4 address if r has one, else the IPv6 address.
-func (r *peerRec) anyAddr() netip.AddrPort {
-	if r.flags&flagHas4 != 0 {
-		return r.addr4()
-	}
-	return r.addr6()
+// peerAddr6 is the IPv6 address of the peer at position owner of a swarm.
+type peerAddr6 struct {
+	ip    [16]byte
+	port  uint16
+	owner int32
 }
 
+// smallSwarm is the most peers a swarm keeps without a peer_id index.
+// Finding a peer in a small swarm scans its records, which sit next to each
+// other in memory: a few cache lines read in order, cheaper than a map
+// lookup and its cache misses, and no map per swarm (most swarms are
+// small). A swarm that grows past smallSwarm gets an index map; it drops
+// the map when it shrinks to smallSwarm/2.
+const smallSwarm = 32
+
 // swarm is the peers of one torrent. peers is dense so random selection is
-// O(numwant); index maps a peer_id to its position.
+// O(numwant); index, when not nil, maps a peer_id to its position in peers;
+// v6 holds the IPv6 addresses of the peers that have one.
 type swarm struct {
-	peers    []peerRec
-	index    map[[20]byte]int32
 	seeders  int32
 	leechers int32
 	snatches uint32
+	peers    []peerRec
+	index    map[[20]byte]int32
+	v6       []peerAddr6
+}
+
+// addr6 returns the IPv6 address of r, a peer of sw that has one.
+func (sw *swarm) addr6(r *peerRec) netip.AddrPort {
+	a := &sw.v6[r.v6-1]
+	return netip.AddrPortFrom(netip.AddrFrom16(a.ip), a.port)
+}
+
+// anyAddr returns the IPv4 address of r if it has one, else its IPv6 address.
+func (sw *swarm) anyAddr(r *peerRec) netip.AddrPort {
+	if r.has4() {
+		return r.addr4()
+	}
+	return sw.addr6(r)
+}
+
+// setAddr stores a as the address of its family of the peer at i and
+// reports whether it changed.
+func (sw *swarm) setAddr(i int, a netip.AddrPort) bool {
+	r := &sw.peers[i]
+	ip := a.Addr().Unmap()
+	if ip.Is4() {
+		v := ip.As4()
+		if r.has4() && r.ip4 == v && r.port4 == a.Port() {
+			return false
+		}
+		r.ip4, r.port4 = v, a.Port()
+		r.meta |= flagHas4
+		return true
+	}
+	v := ip.As16()
+	if r.v6 == 0 {
+		sw.v6 = append(sw.v6, peerAddr6{ip: v, port: a.Port(), owner: int32(i)})
+		r.v6 = int32(len(sw.v6))
+		return true
+	}
+	x := &sw.v6[r.v6-1]
+	if x.ip == v && x.port == a.Port() {
+		return false
+	}
+	x.ip, x.port = v, a.Port()
+	return true
+}
+
+// dropAddr6 removes the IPv6 address at j by moving the last one into its
+// place.
+func (sw *swarm) dropAddr6(j int) {
+	last := len(sw.v6) - 1
+	if j != last {
+		sw.v6[j] = sw.v6[last]
+		sw.peers[sw.v6[j].owner].v6 = int32(j + 1)
+	}
+	if last == 0 {
+		sw.v6 = nil
+		return
+	}
+	sw.v6 = sw.v6[:last]
+}
+
+// find returns the position of peer id in sw.peers, or -1.
+func (sw *swarm) find(id [20]byte) int {
+	if sw.index != nil {
+		if i, ok := sw.index[id]; ok {
+			return int(i)
+		}
+		return -1
+	}
+	// Clients put their name first in peer_id ("-qB4650-"), so the tail
+	// tells peers apart: compare it first.
+	tail := binary.LittleEndian.Uint64(id[12:])
+	for i := range sw.peers {
+		r := &sw.peers[i]
+		if binary.LittleEndian.Uint64(r.id[12:]) == tail && r.id == id {
+			return i
+		}
+	}
+	return -1
 }
 
 func (sw *swarm) add(r peerRec) {
-	sw.index[r.id] = int32(len(sw.peers))
+	n := len(sw.peers)
+	if n == cap(sw.peers) {
+		// Grow by a quarter, not double: a swarm's records are most of the
+		// store's memory, and a swarm grows one peer at a time.
+		grown := make([]peerRec, n, n+max(n/4, 2))
+		copy(grown, sw.peers)
+		sw.peers = grown
+	}
 	sw.peers = append(sw.peers, r)
+	switch {
+	case sw.index != nil:
+		sw.index[r.id] = int32(n)
+	case n+1 > smallSwarm:
+		sw.index = make(map[[20]byte]int32, n+1)
+		for i := range sw.peers {
+			sw.index[sw.peers[i].id] = int32(i)
+		}
+	}
 	if r.seeder() {
 		sw.seeders++
 	} else {
@@ -152,8 +235,14 @@ func (sw *swarm) add(r peerRec) {
 }
 
 // removeAt deletes the peer at i by moving the last peer into its place.
-func (sw *swarm) removeAt(i int) peerRec {
+// It returns the record and the peer's address (IPv4 if it had one).
+func (sw *swarm) removeAt(i int) (peerRec, netip.AddrPort) {
 	r := sw.peers[i]
+	addr := sw.anyAddr(&r)
+	if r.v6 != 0 {
+		sw.dropAddr6(int(r.v6 - 1))
+		r.v6 = 0
+	}
 	if r.seeder() {
 		sw.seeders--
 	} else {
@@ -162,12 +251,25 @@ func (sw *swarm) removeAt(i int) peerRec {
 	last := len(sw.peers) - 1
 	if i != last {
 		sw.peers[i] = sw.peers[last]
-		sw.index[sw.peers[i].id] = int32(i)
+		if m := &sw.peers[i]; m.v6 != 0 {
+			sw.v6[m.v6-1].owner = int32(i)
+		}
+		if sw.index != nil {
+			sw.index[sw.peers[i].id] = int32(i)
+		}
 	}
 	sw.peers[last] = peerRec{}
 	sw.peers = sw.peers[:last]
-	delete(sw.index, r.id)
-	return r
+	if sw.index != nil {
+		delete(sw.index, r.id)
+		if last <= smallSwarm/2 {
+			sw.index = nil
+		}
+	}
+	if c := cap(sw.peers); c > 8 && last < c/4 {
+		sw.peers = append(make([]peerRec, 0, last+max(last/4, 2)), sw.peers...)
+	}
+	return r, addr
 }
 
 // setSeeder changes the seeder flag of the peer at i, keeping the counts.
@@ -177,11 +279,11 @@ func (sw *swarm) setSeeder(i int, seeder bool) bool {
 		return false
 	}
 	if seeder {
-		r.flags |= flagSeeder
+		r.meta |= flagSeeder
 		sw.seeders++
 		sw.leechers--
 	} else {
-		r.flags &^= flagSeeder
+		r.meta &^= flagSeeder
 		sw.seeders--
 		sw.leechers++
 	}
@@ -218,12 +320,12 @@ func (sw *swarm) selectPeers(dst []Peer, self [20]byte, seeder bool, fam family,
 			continue
 		}
 		took := false
-		if fam&family4 != 0 && r.flags&flagHas4 != 0 {
+		if fam&family4 != 0 && r.has4() {
 			dst = append(dst, r.peer(r.addr4()))
 			took = true
 		}
-		if fam&family6 != 0 && r.flags&flagHas6 != 0 {
-			dst = append(dst, r.peer(r.addr6()))
+		if fam&family6 != 0 && r.has6() {
+			dst = append(dst, r.peer(sw.addr6(r)))
 			took = true
 		}
 		if took {
@@ -255,10 +357,34 @@ func gcd(a, b int) int {
 	return a
 }
 
+// peerShard is one independently locked part of a PeerStore. A swarm's
+// header (counts and where its records are) is the value of its map entry,
+// so finding it costs no pointer to follow; the records live in the header's
+// arrays, which hold no pointers. A header read from the map is a copy:
+// whoever changes the counts or an array (not only its elements) stores it
+// back with put.
 type peerShard struct {
 	mu     sync.Mutex
-	swarms map[model.InfoHash]*swarm
+	swarms map[model.InfoHash]swarm
 	_      [48]byte // keep shards on separate cache lines
+}
+
+// get returns a copy of swarm h's header, or nil (for tests: it allocates).
+func (sh *peerShard) get(h model.InfoHash) *swarm {
+	if sw, ok := sh.swarms[h]; ok {
+		return &sw
+	}
+	return nil
+}
+
+// put stores sw as swarm h's header, or removes the swarm when it has no
+// peers and no snatches.
+func (sh *peerShard) put(h model.InfoHash, sw *swarm) {
+	if sw.empty() {
+		delete(sh.swarms, h)
+		return
+	}
+	sh.swarms[h] = *sw
 }
 
 // PeerStore holds the live peers of every swarm in memory, local ones (that
@@ -297,7 +423,7 @@ func NewPeerStore(ttl, remoteTTL time.Duration) *PeerStore {
 		originNames: []string{""},
 	}
 	for i := range s.shards {
-		s.shards[i].swarms = map[model.InfoHash]*swarm{}
+		s.shards[i].swarms = map[model.InfoHash]swarm{}
 	}
 	return s
 }
@@ -343,9 +469,12 @@ type localAnnounce struct {
 	// acct, when set, accounts rep under the swarm's lock, so the peer's
 	// record found here tells the accountant where its counters are (one
 	// lookup of the peer serves both), and a snatch counts without
-	// another lookup of the swarm.
+	// another lookup of the swarm. rep is a value, not a pointer: the
+	// accountant's lock makes acct leak to the heap for escape analysis,
+	// and a pointer beside it would take the report with it (an
+	// allocation per announce).
 	acct *accountant
-	rep  *report
+	rep  report
 }
 
 // swarmCounts are the numbers a tracker reports for a swarm.
@@ -360,12 +489,15 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 	var ev PeerEvent
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.swarms[h]
-	var i int32
-	var known bool
-	if sw != nil {
-		i, known = sw.index[a.id]
+	sw, exists := sh.swarms[h]
+	i := -1
+	if exists {
+		i = sw.find(a.id)
 	}
+	known := i >= 0
+	// changed: the header changed (counts, arrays) and must be stored back;
+	// a re-announce that changes nothing only writes into the records.
+	changed := false
 	counters := int32(-1)
 	if a.acct != nil {
 		hint := int32(-1)
@@ -373,56 +505,50 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 			hint = sw.peers[i].counters
 		}
 		var snatch bool
-		snatch, counters = a.acct.accountAt(a.rep, now, hint)
+		snatch, counters = a.acct.accountAt(&a.rep, now, hint)
 		if snatch {
-			if sw == nil {
-				sw = &swarm{index: map[[20]byte]int32{}}
-				sh.swarms[h] = sw
-			}
 			sw.snatches++
+			changed = true
 		}
-	}
-	if sw == nil {
-		if a.stopped {
-			return dst, swarmCounts{}
-		}
-		sw = &swarm{index: map[[20]byte]int32{}}
-		sh.swarms[h] = sw
 	}
 	switch {
 	case a.stopped:
 		if known {
-			r := sw.removeAt(int(i))
-			ev = PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(r.anyAddr()), UserID: r.user}
+			r, addr := sw.removeAt(i)
+			ev = PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(addr), UserID: r.user}
+			changed = true
 		}
 	case !known:
-		r := peerRec{user: a.user, id: a.id, lastSeen: s.stamp(now), counters: counters, origin: localOrigin}
-		r.setAddr(a.addr)
+		r := peerRec{user: a.user, id: a.id, lastSeen: s.stamp(now), counters: counters, meta: localOrigin}
 		if a.seeder {
-			r.flags |= flagSeeder
+			r.meta |= flagSeeder
 		}
 		sw.add(r)
+		sw.setAddr(len(sw.peers)-1, a.addr)
 		ev = PeerEvent{Kind: PeerPut, Swarm: h, Peer: r.peer(a.addr), UserID: a.user}
+		changed = true
 	default:
+		moved := sw.setAddr(i, a.addr)
+		moved = sw.setSeeder(i, a.seeder) || moved
 		r := &sw.peers[i]
-		changed := r.setAddr(a.addr)
-		changed = sw.setSeeder(int(i), a.seeder) || changed
-		if r.origin != localOrigin || r.user != a.user {
-			r.origin, r.user = localOrigin, a.user
-			changed = true
+		if r.origin() != localOrigin || r.user != a.user {
+			r.setOrigin(localOrigin)
+			r.user = a.user
+			moved = true
 		}
 		r.lastSeen = s.stamp(now)
 		r.counters = counters
-		if changed {
+		if moved {
 			ev = PeerEvent{Kind: PeerPut, Swarm: h, Peer: r.peer(a.addr), UserID: a.user}
+			changed = true
 		}
 	}
 	if !a.stopped {
 		dst = sw.selectPeers(dst, a.id, a.seeder, a.family, a.numWant)
 	}
 	c := swarmCounts{int(sw.seeders), int(sw.leechers), int(sw.snatches)}
-	if sw.empty() {
-		delete(sh.swarms, h)
+	if changed {
+		sh.put(h, &sw)
 	}
 	if ev.Kind != 0 {
 		s.emit(ev)
@@ -436,7 +562,7 @@ func (s *PeerStore) Counts(h model.InfoHash) (seeders, leechers, snatches int) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sw := sh.swarms[h]; sw != nil {
+	if sw, ok := sh.swarms[h]; ok {
 		return int(sw.seeders), int(sw.leechers), int(sw.snatches)
 	}
 	return 0, 0, 0
@@ -448,7 +574,7 @@ func (s *PeerStore) originIndex(origin string) uint16 {
 	if i, ok := s.origins[origin]; ok {
 		return i
 	}
-	if len(s.originNames) > int(^uint16(0)) {
+	if len(s.originNames) > int(originMask) {
 		return 0
 	}
 	i := uint16(len(s.originNames))
@@ -483,25 +609,22 @@ func (s *PeerStore) PutRemote(origin string, h model.InfoHash, p Peer) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sw := sh.swarms[h]
-	if sw == nil {
-		sw = &swarm{index: map[[20]byte]int32{}}
-		sh.swarms[h] = sw
-	}
-	i, known := sw.index[p.ID]
-	if !known {
-		r := peerRec{id: p.ID, lastSeen: now, origin: oi}
-		r.setAddr(p.Addr)
+	defer sh.put(h, &sw)
+	i := sw.find(p.ID)
+	if i < 0 {
+		r := peerRec{id: p.ID, lastSeen: now, meta: oi}
 		if p.Seeder {
-			r.flags |= flagSeeder
+			r.meta |= flagSeeder
 		}
 		sw.add(r)
+		sw.setAddr(len(sw.peers)-1, p.Addr)
 		return
 	}
 	r := &sw.peers[i]
-	r.origin = oi
+	r.setOrigin(oi)
 	r.lastSeen = now
-	r.setAddr(p.Addr)
-	sw.setSeeder(int(i), p.Seeder)
+	sw.setAddr(i, p.Addr)
+	sw.setSeeder(i, p.Seeder)
 }
 
 // RemoveRemote removes peer id from swarm h if it is held for node origin.
@@ -514,15 +637,13 @@ func (s *PeerStore) RemoveRemote(origin string, h model.InfoHash, id [20]byte) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.swarms[h]
-	if sw == nil {
+	sw, ok := sh.swarms[h]
+	if !ok {
 		return
 	}
-	if i, known := sw.index[id]; known && sw.peers[i].origin == oi {
-		sw.removeAt(int(i))
-		if sw.empty() {
-			delete(sh.swarms, h)
-		}
+	if i := sw.find(id); i >= 0 && sw.peers[i].origin() == oi {
+		sw.removeAt(i)
+		sh.put(h, &sw)
 	}
 }
 
@@ -533,7 +654,7 @@ func (s *PeerStore) DropOrigin(origin string) int {
 	if !ok {
 		return 0
 	}
-	return s.removeWhere(func(r *peerRec) bool { return r.origin == oi })
+	return s.removeWhere(func(r *peerRec) bool { return r.origin() == oi })
 }
 
 // LocalPeers calls fn for every address of every local peer until fn returns
@@ -546,14 +667,14 @@ func (s *PeerStore) LocalPeers(fn func(swarm model.InfoHash, p Peer, userID uint
 		for h, sw := range sh.swarms {
 			for j := range sw.peers {
 				r := &sw.peers[j]
-				if r.origin != localOrigin {
+				if r.origin() != localOrigin {
 					continue
 				}
-				if r.flags&flagHas4 != 0 && !fn(h, r.peer(r.addr4()), r.user) {
+				if r.has4() && !fn(h, r.peer(r.addr4()), r.user) {
 					sh.mu.Unlock()
 					return
 				}
-				if r.flags&flagHas6 != 0 && !fn(h, r.peer(r.addr6()), r.user) {
+				if r.has6() && !fn(h, r.peer(sw.addr6(r)), r.user) {
 					sh.mu.Unlock()
 					return
 				}
@@ -593,7 +714,7 @@ func (s *PeerStore) Census() (swarms, local, remote int) {
 				swarms++
 			}
 			for j := range sw.peers {
-				if sw.peers[j].origin == localOrigin {
+				if sw.peers[j].origin() == localOrigin {
 					local++
 				} else {
 					remote++
@@ -616,7 +737,7 @@ func (s *PeerStore) Sweep(now time.Time) int {
 		remoteCut = cutoff(nowS, s.remoteTTL)
 	}
 	return s.removeWhere(func(r *peerRec) bool {
-		if r.origin == localOrigin {
+		if r.origin() == localOrigin {
 			return r.lastSeen < localCut
 		}
 		return r.lastSeen < remoteCut
@@ -639,19 +760,21 @@ func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for h, sw := range sh.swarms {
+			removed := false
 			for j := 0; j < len(sw.peers); {
 				if !drop(&sw.peers[j]) {
 					j++
 					continue
 				}
-				r := sw.removeAt(j)
+				r, addr := sw.removeAt(j)
 				n++
-				if r.origin == localOrigin {
-					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(r.anyAddr()), UserID: r.user})
+				removed = true
+				if r.origin() == localOrigin {
+					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(addr), UserID: r.user})
 				}
 			}
-			if sw.empty() {
-				delete(sh.swarms, h)
+			if removed {
+				sh.put(h, &sw) // changing or deleting the current entry is safe in a range
 			}
 		}
 		sh.mu.Unlock()

@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -12,8 +13,8 @@ import (
 )
 
 func TestPeerRecSize(t *testing.T) {
-	if s := unsafe.Sizeof(peerRec{}); s > 64 {
-		t.Fatalf("peerRec is %d bytes, want at most 64", s)
+	if s := unsafe.Sizeof(peerRec{}); s > 48 {
+		t.Fatalf("peerRec is %d bytes, want at most 48", s)
 	}
 }
 
@@ -168,7 +169,7 @@ func TestPeerStoreExpiry(t *testing.T) {
 	if s.Len() != 0 {
 		t.Fatal("peers left")
 	}
-	if len(s.shard(h).swarms) != 0 {
+	if sh := s.shard(h); len(sh.swarms) != 0 {
 		t.Fatal("empty swarm kept")
 	}
 }
@@ -270,22 +271,49 @@ func TestPeerStoreConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// Counts stay consistent with the records.
+	checkPeerStore(t, s)
+}
+
+// checkPeerStore checks that counts and indexes agree with the records.
+func checkPeerStore(t *testing.T, s *PeerStore) {
+	t.Helper()
 	for i := range s.shards {
 		for h, sw := range s.shards[i].swarms {
+			if h[0] != byte(i) {
+				t.Fatalf("swarm %x in shard %d", h, i)
+			}
+			if sw.empty() {
+				t.Fatalf("empty swarm %x kept", h)
+			}
 			var sd, l int32
-			for _, r := range sw.peers {
+			v6 := 0
+			for j, r := range sw.peers {
 				if r.seeder() {
 					sd++
 				} else {
 					l++
 				}
-				if int(sw.index[r.id]) >= len(sw.peers) || sw.peers[sw.index[r.id]].id != r.id {
-					t.Fatalf("index broken in %x", h)
+				if sw.find(r.id) != j {
+					t.Fatalf("swarm %x: peer %d found at %d", h, j, sw.find(r.id))
+				}
+				if !r.has4() && !r.has6() {
+					t.Fatalf("swarm %x: peer %d has no address", h, j)
+				}
+				if r.has6() {
+					v6++
+					if r.v6 < 1 || int(r.v6) > len(sw.v6) || sw.v6[r.v6-1].owner != int32(j) {
+						t.Fatalf("swarm %x: peer %d's IPv6 address %d is not its own", h, j, r.v6)
+					}
 				}
 			}
-			if sd != sw.seeders || l != sw.leechers || len(sw.index) != len(sw.peers) {
+			if v6 != len(sw.v6) {
+				t.Fatalf("swarm %x: %d peers with IPv6, %d addresses", h, v6, len(sw.v6))
+			}
+			if sd != sw.seeders || l != sw.leechers {
 				t.Fatalf("swarm %x: counts %d/%d, records %d/%d", h, sw.seeders, sw.leechers, sd, l)
+			}
+			if big := len(sw.peers) > smallSwarm; big && sw.index == nil || sw.index != nil && len(sw.index) != len(sw.peers) {
+				t.Fatalf("swarm %x: %d peers, index %v of %d", h, len(sw.peers), sw.index != nil, len(sw.index))
 			}
 		}
 	}
@@ -319,4 +347,175 @@ func BenchmarkPeerStoreAnnounce(b *testing.B) {
 			buf, _ = s.announce(h, &a, now, buf[:0])
 		}
 	})
+}
+
+// BenchmarkPeerStoreAnnounceMany: re-announces of random peers in 100,000
+// swarms of 3 peers (the trackerbench fixture's shape), so nearly every
+// announce misses the CPU caches as in a real tracker; 50 peers wanted.
+// Budget: 0 allocations.
+func BenchmarkPeerStoreAnnounceMany(b *testing.B) {
+	s := NewPeerStore(time.Hour, 0)
+	now := time.Now()
+	const swarms, per = 100_000, 3
+	hash := func(i int) model.InfoHash {
+		var h model.InfoHash
+		binary.LittleEndian.PutUint64(h[:], uint64(i)*0x9e3779b97f4a7c15)
+		binary.LittleEndian.PutUint64(h[8:], uint64(i))
+		return h
+	}
+	addr := func(g int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(g >> 16), byte(g >> 8), byte(g)}), 6881)
+	}
+	ids := make([][20]byte, swarms*per)
+	for i := range swarms {
+		for j := range per {
+			g := i*per + j
+			ids[g] = peerID(g)
+			s.announce(hash(i), &localAnnounce{user: 1, id: ids[g], addr: addr(g), seeder: j == 0}, now, nil)
+		}
+	}
+	buf := make([]Peer, 0, 64)
+	rng := uint64(1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		g := int(rng>>33) % (swarms * per)
+		a := localAnnounce{user: 1, id: ids[g], addr: addr(g), seeder: g%per == 0, numWant: 50, family: family4}
+		buf, _ = s.announce(hash(g/per), &a, now, buf[:0])
+	}
+}
+
+// TestSwarmGrowsAndShrinks: swarms that cross smallSwarm both ways (scan,
+// then index map, then scan again) and swarms that come and go in a shard
+// keep finding every peer and its addresses (IPv4, IPv6 kept beside the
+// records, dual-stack), against a plain map of what should be there.
+func TestSwarmGrowsAndShrinks(t *testing.T) {
+	s := NewPeerStore(time.Minute, 0)
+	now := time.Now()
+	hashes := []model.InfoHash{{5, 1}, {5, 2}, {5, 3}, {6, 1}} // three share a shard
+	type peerWant struct {
+		seeder bool
+		a4, a6 netip.AddrPort
+	}
+	want := map[model.InfoHash]map[[20]byte]peerWant{}
+	for _, h := range hashes {
+		want[h] = map[[20]byte]peerWant{}
+	}
+	indexed := map[model.InfoHash]bool{}
+	var built, dropped int
+	rng := uint64(7)
+	next := func(n int) int {
+		rng = rng*6364136223846793005 + 1442695040888963407
+		return int(rng>>33) % n
+	}
+	for step := range 20000 {
+		h := hashes[next(len(hashes))]
+		// Drift: grow for a while, then shrink, so swarms cross both ways.
+		// About 84 peers (of 96 ids) in a swarm at the top, 12 at the bottom.
+		stop := next(8) == 0
+		if step/2500%2 == 1 {
+			stop = next(8) != 0
+		}
+		id := next(3 * smallSwarm)
+		// A fifth of the peers IPv6 only, a fifth dual-stack (either
+		// family, and a new port now and then), the rest IPv4 only.
+		addr := fmt.Sprintf("192.0.2.%d:%d", id%250+1, id+1)
+		if id%5 == 0 || id%5 == 1 && next(2) == 0 {
+			addr = fmt.Sprintf("[2001:db8::%x]:%d", id+1, id+1+next(2))
+		}
+		a := local(id, addr, id%3 == 0)
+		a.stopped = stop
+		peers, c := s.announce(h, a, now, nil)
+		if a.stopped {
+			delete(want[h], a.id)
+		} else {
+			w := want[h][a.id]
+			w.seeder = a.seeder
+			if a.addr.Addr().Is4() {
+				w.a4 = a.addr
+			} else {
+				w.a6 = a.addr
+			}
+			want[h][a.id] = w
+		}
+		distinct := map[[20]byte]bool{}
+		for _, p := range peers {
+			distinct[p.ID] = true
+		}
+		if len(distinct) > a.numWant || distinct[a.id] { // a dual-stack peer counts once
+			t.Fatalf("step %d: %d peers for numwant %d", step, len(distinct), a.numWant)
+		}
+		if c.seeders+c.leechers != len(want[h]) {
+			t.Fatalf("step %d: counts %+v, want %d peers", step, c, len(want[h]))
+		}
+		if sw := s.shard(h).get(h); (sw != nil && sw.index != nil) != indexed[h] {
+			indexed[h] = !indexed[h]
+			if indexed[h] {
+				built++
+			} else {
+				dropped++
+			}
+		}
+		if step%97 == 0 {
+			checkPeerStore(t, s)
+			for _, h := range hashes {
+				sw := s.shard(h).get(h)
+				if len(want[h]) == 0 {
+					if sw != nil {
+						t.Fatalf("step %d: empty swarm %x kept", step, h)
+					}
+					continue
+				}
+				if sw == nil || len(sw.peers) != len(want[h]) {
+					t.Fatalf("step %d: swarm %x lost peers", step, h)
+				}
+				for id, w := range want[h] {
+					i := sw.find(id)
+					if i < 0 || sw.peers[i].seeder() != w.seeder {
+						t.Fatalf("step %d: peer %q of %x at %d", step, id, h, i)
+					}
+					r := &sw.peers[i]
+					var a4, a6 netip.AddrPort
+					if r.has4() {
+						a4 = r.addr4()
+					}
+					if r.has6() {
+						a6 = sw.addr6(r)
+					}
+					if a4 != w.a4 || a6 != w.a6 {
+						t.Fatalf("step %d: peer %q has %v %v, want %v %v", step, id, a4, a6, w.a4, w.a6)
+					}
+				}
+			}
+		}
+	}
+	checkPeerStore(t, s)
+	if built < 4 || dropped < 4 {
+		t.Fatalf("peer_id index built %d times, dropped %d: the test no longer crosses smallSwarm", built, dropped)
+	}
+}
+
+// TestOriginTableFull: origin indexes share a field with the peer flags, so
+// the table stops at originMask origins; a peer of the last origin keeps
+// its flags, and a further origin's peers are not stored.
+func TestOriginTableFull(t *testing.T) {
+	s := NewPeerStore(time.Minute, 0)
+	h := model.InfoHash{9}
+	for i := 1; i < int(originMask); i++ {
+		s.originIndex(fmt.Sprintf("node-%d", i))
+	}
+	last := Peer{ID: peerID(1), Addr: netip.MustParseAddrPort("192.0.2.1:1"), Seeder: true}
+	s.PutRemote("last", h, last)
+	s.PutRemote("one-too-many", h, Peer{ID: peerID(2), Addr: netip.MustParseAddrPort("192.0.2.2:1")})
+	sw := s.shard(h).get(h)
+	if sw == nil || len(sw.peers) != 1 {
+		t.Fatalf("swarm %+v, want the last origin's peer only", sw)
+	}
+	if r := &sw.peers[0]; r.origin() != originMask || !r.seeder() || !r.has4() || r.addr4() != last.Addr {
+		t.Fatalf("peer of origin %d: origin %d, seeder %v, address %v", originMask, r.origin(), r.seeder(), r.addr4())
+	}
+	if n := s.DropOrigin("last"); n != 1 || s.Len() != 0 {
+		t.Fatalf("DropOrigin removed %d, %d left", n, s.Len())
+	}
 }

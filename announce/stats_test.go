@@ -968,8 +968,8 @@ func TestCountersHintFollowsRecords(t *testing.T) {
 		t.Helper()
 		ps := f.tr.peers.shard(f.ih)
 		ps.mu.Lock()
-		sw := ps.swarms[f.ih]
-		remembered = sw.peers[sw.index[peerID(id)]].counters
+		sw := ps.get(f.ih)
+		remembered = sw.peers[sw.find(peerID(id))].counters
 		ps.mu.Unlock()
 		sh := f.tr.acct.shard(f.ih)
 		sh.mu.Lock()

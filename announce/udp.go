@@ -147,6 +147,7 @@ func (t *Tracker) udpWorker(ctx context.Context, bc batchConn) error {
 			return fmt.Errorf("announce: udp read: %w", err)
 		}
 		answers := 0
+		now := t.now() // one clock read per batch: stamps are in seconds
 		for i := range b.in[:n] {
 			m := &b.in[i]
 			ua, ok := m.Addr.(*net.UDPAddr)
@@ -154,7 +155,7 @@ func (t *Tracker) udpWorker(ctx context.Context, bc batchConn) error {
 				continue // oversized: not a tracker packet
 			}
 			st.out = b.outBuf[answers*udpBufSize : (answers+1)*udpBufSize : (answers+1)*udpBufSize]
-			resp := t.handleUDP(st, m.Buffers[0][:m.N], ua.AddrPort())
+			resp := t.handleUDPAt(st, m.Buffers[0][:m.N], ua.AddrPort(), now)
 			if resp == nil {
 				continue
 			}
@@ -188,6 +189,11 @@ func (t *Tracker) udpSend(bc batchConn, ms []ipv4.Message) {
 // handleUDP answers one datagram from `from`; nil means drop it. The answer
 // is in st.out and valid until the next call.
 func (t *Tracker) handleUDP(st *udpState, pkt []byte, from netip.AddrPort) []byte {
+	return t.handleUDPAt(st, pkt, from, t.now())
+}
+
+// handleUDPAt is handleUDP with the time the datagram arrived.
+func (t *Tracker) handleUDPAt(st *udpState, pkt []byte, from netip.AddrPort, now time.Time) []byte {
 	if len(pkt) < udpHeaderLen {
 		return nil
 	}
@@ -195,7 +201,6 @@ func (t *Tracker) handleUDP(st *udpState, pkt []byte, from netip.AddrPort) []byt
 	connID := binary.BigEndian.Uint64(pkt)
 	action := binary.BigEndian.Uint32(pkt[8:])
 	tid := pkt[12:16]
-	now := t.now()
 	switch action {
 	case udpActionConnect:
 		if connID != udpProtocolID {
@@ -220,7 +225,7 @@ func (t *Tracker) handleUDP(st *udpState, pkt []byte, from netip.AddrPort) []byt
 	if action == udpActionScrape {
 		return t.udpScrape(st, pkt, tid)
 	}
-	return t.udpAnnounce(st, pkt, tid, from)
+	return t.udpAnnounce(st, pkt, tid, from, now)
 }
 
 func udpError(st *udpState, tid []byte, msg string) []byte {
@@ -230,7 +235,7 @@ func udpError(st *udpState, tid []byte, msg string) []byte {
 	return append(out, msg...)
 }
 
-func (t *Tracker) udpAnnounce(st *udpState, pkt, tid []byte, from netip.AddrPort) []byte {
+func (t *Tracker) udpAnnounce(st *udpState, pkt, tid []byte, from netip.AddrPort, now time.Time) []byte {
 	if len(pkt) < udpAnnounceLen {
 		return udpError(st, tid, "malformed announce: too short")
 	}
@@ -279,7 +284,7 @@ func (t *Tracker) udpAnnounce(st *udpState, pkt, tid []byte, from netip.AddrPort
 	}
 	// The passkey is only read during the announce (Registry's contract),
 	// and st.url is not written before the next packet: no copy needed.
-	peers, c, err := t.announce(unsafe.String(&pk[0], len(pk)), req, st.peers[:0])
+	peers, c, err := t.announceAt(unsafe.String(&pk[0], len(pk)), req, now, st.peers[:0])
 	st.peers = peers
 	if err != nil {
 		return udpError(st, tid, err.Error())

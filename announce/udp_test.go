@@ -385,22 +385,22 @@ func FuzzUDPPacket(f *testing.F) {
 	})
 }
 
-// BenchmarkUDPAnnounce: one announce datagram into a swarm of 1000 peers,
-// answered with 50 IPv4 peers. Budget: 1 allocation (the passkey string).
-func BenchmarkUDPAnnounce(b *testing.B) {
+// udpAnnounceFixture is a tracker with one swarm of n peers and a
+// re-announce datagram of another peer of it (numwant 50), from its sender.
+func udpAnnounceFixture(tb testing.TB, n int) (*Tracker, *udpState, []byte, netip.AddrPort) {
 	reg := newFakeRegistry()
 	pk := reg.addUser(1, true)
 	ih := reg.addTorrent("bench", 1<<40)
-	tr := newTestTracker(b, reg, newFakeCommitter(), nil)
+	tr := newTestTracker(tb, reg, newFakeCommitter(), nil)
 	st := tr.newUDPState()
-	for i := range 1000 {
+	for i := range n {
 		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i / 250), byte(i%250 + 1)}), 6881)
 		pkt := binary.BigEndian.AppendUint64(nil, validConnID(tr, from))
 		pkt = binary.BigEndian.AppendUint32(pkt, udpActionAnnounce)
 		pkt = binary.BigEndian.AppendUint32(pkt, 1)
 		pkt = appendUDPAnnounce(pkt, udpAnn{ih: ih, id: peerID(i), left: uint64(i % 2), numWant: 0, port: 6881, opts: urlOpts("/"+pk+"/announce", 255)})
 		if resp := tr.handleUDP(st, pkt, from); binary.BigEndian.Uint32(resp) != udpActionAnnounce {
-			b.Fatalf("setup announce: %q", resp)
+			tb.Fatalf("setup announce: %q", resp)
 		}
 	}
 	from := netip.MustParseAddrPort("192.0.2.1:6881")
@@ -408,6 +408,25 @@ func BenchmarkUDPAnnounce(b *testing.B) {
 	pkt = binary.BigEndian.AppendUint32(pkt, udpActionAnnounce)
 	pkt = binary.BigEndian.AppendUint32(pkt, 1)
 	pkt = appendUDPAnnounce(pkt, udpAnn{ih: ih, id: peerID(5000), left: 1, numWant: 50, port: 6881, opts: urlOpts("/"+pk+"/announce", 255)})
+	if resp := tr.handleUDP(st, pkt, from); binary.BigEndian.Uint32(resp) != udpActionAnnounce {
+		tb.Fatalf("first announce: %q", resp)
+	}
+	return tr, st, pkt, from
+}
+
+// TestUDPAnnounceAllocs holds the UDP announce (datagram in, answer out,
+// accounting included) to its budget of 0 allocations.
+func TestUDPAnnounceAllocs(t *testing.T) {
+	tr, st, pkt, from := udpAnnounceFixture(t, 100)
+	if n := testing.AllocsPerRun(1000, func() { tr.handleUDP(st, pkt, from) }); n != 0 {
+		t.Fatalf("%v allocations per UDP announce, want 0", n)
+	}
+}
+
+// BenchmarkUDPAnnounce: one announce datagram into a swarm of 1000 peers,
+// answered with 50 IPv4 peers. Budget: 0 allocations.
+func BenchmarkUDPAnnounce(b *testing.B) {
+	tr, st, pkt, from := udpAnnounceFixture(b, 1000)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -573,6 +592,20 @@ func TestUDPSendSkipsRefused(t *testing.T) {
 		}
 		if string(buf[:n]) != want {
 			t.Fatalf("got %q, want %q", buf[:n], want)
+		}
+	}
+}
+
+// BenchmarkConnIDValid: checking a current connection id (one MAC).
+func BenchmarkConnIDValid(b *testing.B) {
+	var c connIDs
+	c.init()
+	now := time.Now()
+	a := netip.MustParseAddrPort("192.0.2.1:6881")
+	id := c.make(a, now)
+	for b.Loop() {
+		if !c.valid(id, a, now) {
+			b.Fatal("invalid")
 		}
 	}
 }

@@ -16,6 +16,10 @@ func TestProcReaders(t *testing.T) {
 	if err != nil || cpu <= 0 {
 		t.Fatalf("cpuTime = %v, %v", cpu, err)
 	}
+	user, sys, err := cpuTimes(os.Getpid())
+	if err != nil || user <= 0 || sys < 0 || user+sys < cpu {
+		t.Fatalf("cpuTimes = %v + %v, %v; cpuTime was %v", user, sys, err, cpu)
+	}
 	rss, err := rssBytes(os.Getpid())
 	if err != nil || rss < 1<<20 {
 		t.Fatalf("rssBytes = %d, %v", rss, err)

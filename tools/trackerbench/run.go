@@ -36,6 +36,7 @@ func (t *tracker) pid() int { return t.cmd.Process.Pid }
 type phase struct {
 	res  *loadgen.Result
 	cpu  time.Duration // tracker utime+stime
+	sys  time.Duration // tracker stime (part of cpu)
 	gen  time.Duration // generator utime+stime
 	load string
 }
@@ -45,6 +46,14 @@ func (p phase) cpuPerAnnounce() time.Duration {
 		return 0
 	}
 	return p.cpu / time.Duration(p.res.OK)
+}
+
+// sysPerAnnounce is the kernel's part of cpuPerAnnounce.
+func (p phase) sysPerAnnounce() time.Duration {
+	if p.res.OK == 0 {
+		return 0
+	}
+	return p.sys / time.Duration(p.res.OK)
 }
 
 func (p phase) genBusy() float64 { return p.gen.Seconds() / p.res.Elapsed.Seconds() }
@@ -146,8 +155,8 @@ func run(args []string) error {
 	failed := false
 	note := func(t *tracker, what string, p phase) {
 		r := p.res
-		fmt.Fprintf(os.Stderr, "%-11s %-15s %-8s %8.0f ann/s  cpu %6.1f µs/ann  p50 %6.2f ms  p99 %6.2f ms  ok %d failed %d behind %d reconn %d  avg peers %.2f  gen %3.0f%%  load %s\n",
-			t.name, r.Mode, what, r.PerSec(), us(p.cpuPerAnnounce()), ms(r.Latency(0.5)), ms(r.Latency(0.99)),
+		fmt.Fprintf(os.Stderr, "%-11s %-15s %-8s %8.0f ann/s  cpu %6.1f µs/ann (sys %5.1f)  p50 %6.2f ms  p99 %6.2f ms  ok %d failed %d behind %d reconn %d  avg peers %.2f  gen %3.0f%%  load %s\n",
+			t.name, r.Mode, what, r.PerSec(), us(p.cpuPerAnnounce()), us(p.sysPerAnnounce()), ms(r.Latency(0.5)), ms(r.Latency(0.99)),
 			r.OK, r.Failed, r.Behind, r.Reconnect, float64(r.PeersSum)/max(1, float64(r.OK)), 100*p.genBusy(), p.load)
 		if r.Failed > 0 {
 			failed = true
@@ -301,7 +310,7 @@ func measure(ctx context.Context, t *tracker, r loadgen.Run, settle time.Duratio
 		t.resumed = false
 	}
 	load := loadAvg()
-	c0, err := cpuTime(t.pid())
+	u0, s0, err := cpuTimes(t.pid())
 	if err != nil {
 		return phase{}, err
 	}
@@ -318,12 +327,12 @@ func measure(ctx context.Context, t *tracker, r loadgen.Run, settle time.Duratio
 			return phase{}, err
 		}
 	}
-	c1, err := cpuTime(t.pid())
+	u1, s1, err := cpuTimes(t.pid())
 	if err != nil {
 		return phase{}, fmt.Errorf("%s exited during the run: %w", t.name, err)
 	}
 	g1, _ := cpuTime(os.Getpid())
-	return phase{res: res, cpu: c1 - c0, gen: g1 - g0, load: load}, nil
+	return phase{res: res, cpu: u1 + s1 - u0 - s0, sys: s1 - s0, gen: g1 - g0, load: load}, nil
 }
 
 // pinSelf re-executes this process under taskset -c cpu, once.
