@@ -1,0 +1,11 @@
+//go:build !linux
+
+package announce
+
+import "net"
+
+// serveFast is the Linux fast path (httpserve_linux.go); elsewhere every
+// connection takes the regular path.
+func (s *httpServer) serveFast(ln net.Listener) (bool, error) {
+	return false, nil
+}
