@@ -164,7 +164,7 @@ func (t *Tracker) ServeTCP(ctx context.Context, ln net.Listener, opts ServeOptio
 		s.closeAll()
 	})
 	defer stop()
-	served, err := s.serveFast(ln)
+	served, err := s.serveFast(ctx, ln)
 	if !served {
 		err = s.acceptLoop(ctx, ln)
 	}

@@ -4,6 +4,7 @@ package announce
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -35,14 +36,28 @@ import (
 // error answers and the connection bound.
 
 // serveFast serves ln with the fast path when ln is a TCP listener, until
-// ln is closed, and returns true and the error that ended it; it returns
-// false without doing anything for other listeners.
-func (s *httpServer) serveFast(ln net.Listener) (bool, error) {
+// ln is closed or ctx is done, and returns true and the error that ended
+// it; it returns false without doing anything for other listeners.
+func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, error) {
 	tl, ok := ln.(*net.TCPListener)
 	if !ok {
 		return false, nil
 	}
 	rc, err := tl.SyscallConn()
+	if err != nil {
+		return false, nil
+	}
+	// A listener's raw connection cannot wait in the poller, an os.File's
+	// can: wait and accept on a duplicate of the listener's descriptor,
+	// closed with ServeTCP (or the socket would stay open).
+	f, err := tl.File()
+	if err != nil {
+		return false, nil
+	}
+	defer f.Close()
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	defer stop()
+	wait, err := f.SyscallConn()
 	if err != nil {
 		return false, nil
 	}
@@ -55,13 +70,15 @@ func (s *httpServer) serveFast(ln net.Listener) (bool, error) {
 	rc.Control(func(fd uintptr) {
 		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
 	})
+	f.SetReadDeadline(time.Now().Add(listenerCheck))
 	// One accepting loop per P, so that answers are computed on every core.
 	n := runtime.GOMAXPROCS(0)
 	errs := make(chan error, n)
 	for range n - 1 {
-		go func() { errs <- s.fastLoop(tl, rc) }()
+		go func() { errs <- s.fastLoop(rc, wait, f) }()
 	}
-	err = s.fastLoop(tl, rc)
+	err = s.fastLoop(rc, wait, f)
+	f.Close() // the other loops end
 	for range n - 1 {
 		if e := <-errs; err == nil {
 			err = e
@@ -70,88 +87,59 @@ func (s *httpServer) serveFast(ln net.Listener) (bool, error) {
 	return true, err
 }
 
-// fastLoop accepts and serves connections from tl (rc its raw listener)
-// until tl is closed, and returns that error. It accepts with raw accept4
-// while connections are queued and, when none is, waits in tl.Accept (a
-// listener's raw connection cannot wait in the poller); the connection
-// that returns is served the same way through its own raw connection.
-func (s *httpServer) fastLoop(tl *net.TCPListener, rc syscall.RawConn) error {
+// listenerCheck is how often the fast path checks that the listener is
+// still open: closing it does not wake a wait on the duplicate.
+const listenerCheck = time.Second
+
+// fastLoop accepts and serves connections until the listener (rc) or its
+// duplicate f (wait its raw connection) is closed, and returns that error.
+func (s *httpServer) fastLoop(rc, wait syscall.RawConn, f *os.File) error {
 	cs := &connState{br: bufio.NewReaderSize(nil, maxRequestLine), out: make([]byte, 0, 2048)}
 	buf := make([]byte, maxRequestLine)
 	var (
 		sa     unix.RawSockaddrAny
 		nfd    int
 		aerr   syscall.Errno
-		accept = func(fd uintptr) {
+		accept = func(fd uintptr) bool {
 			for {
 				salen := uint32(unsafe.Sizeof(sa))
 				r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)),
 					unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-				if e == unix.EINTR || e == unix.ECONNABORTED {
+				switch e {
+				case unix.EINTR, unix.ECONNABORTED:
 					continue
+				case unix.EAGAIN:
+					return false // wait in the poller
 				}
 				nfd, aerr = int(r), e
-				return
+				return true
 			}
 		}
+		noop    = func(uintptr) {}
 		backoff time.Duration
 	)
 	for {
-		if err := rc.Control(accept); err != nil {
-			return err // the listener is closed
-		}
-		switch aerr {
-		case 0:
-			backoff = 0
-			if handOff, j := s.serveRaw(nfd, sockaddrAddr(&sa), cs, buf); handOff {
-				s.handOff(nfd, j)
-			} else {
-				rawClose(nfd)
+		if err := wait.Read(accept); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
 			}
+			if err := rc.Control(noop); err != nil {
+				return err // closed by its owner
+			}
+			f.SetReadDeadline(time.Now().Add(listenerCheck))
 			continue
-		case unix.EAGAIN:
-		default:
+		}
+		if aerr != 0 {
 			backoff = s.acceptBackoff(backoff, aerr)
 			continue
 		}
-		// Nothing queued: wait in the poller.
-		c, err := tl.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			backoff = s.acceptBackoff(backoff, err)
-			continue
-		}
 		backoff = 0
-		s.serveAccepted(c, cs, buf)
+		if handOff, j := s.serveRaw(nfd, sockaddrAddr(&sa), cs, buf); handOff {
+			s.handOff(nfd, j)
+		} else {
+			rawClose(nfd)
+		}
 	}
-}
-
-// serveAccepted serves c, accepted through the poller, like serveRaw.
-func (s *httpServer) serveAccepted(c net.Conn, cs *connState, buf []byte) {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		s.dispatch(job{c: c})
-		return
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		s.dispatch(job{c: c})
-		return
-	}
-	remote := remoteAddr(c)
-	var handOff bool
-	var j job
-	if err := raw.Control(func(fd uintptr) { handOff, j = s.serveRaw(int(fd), remote, cs, buf) }); err != nil {
-		handOff, j = true, job{}
-	}
-	if !handOff {
-		c.Close()
-		return
-	}
-	j.c = c
-	s.dispatch(j)
 }
 
 // serveRaw serves the just accepted socket fd, whose peer is remote, on

@@ -2,10 +2,13 @@
 
 package announce
 
-import "net"
+import (
+	"context"
+	"net"
+)
 
 // serveFast is the Linux fast path (httpserve_linux.go); elsewhere every
 // connection takes the regular path.
-func (s *httpServer) serveFast(ln net.Listener) (bool, error) {
+func (s *httpServer) serveFast(_ context.Context, _ net.Listener) (bool, error) {
 	return false, nil
 }
