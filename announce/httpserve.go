@@ -129,7 +129,15 @@ type httpServer struct {
 	// connection costs neither a goroutine start nor stack growth (6% of
 	// a new-connection announce's CPU when each had its own goroutine).
 	work chan job
+
+	// What the Linux fast path did, for tests: answers it wrote itself and
+	// connections it handed to the regular path.
+	fastAnswers, handOffs atomic.Uint64
 }
+
+// testHookServer, when set (by tests), sees each ServeTCP's server before
+// it accepts.
+var testHookServer func(*httpServer)
 
 // workerIdle is how long an idle connection worker waits for another
 // connection before it exits.
@@ -159,6 +167,9 @@ func ListenTCP(ctx context.Context, addr string) (net.Listener, error) {
 func (t *Tracker) ServeTCP(ctx context.Context, ln net.Listener, opts ServeOptions) error {
 	s := &httpServer{t: t, opts: opts.withDefaults(), conns: map[net.Conn]struct{}{}, work: make(chan job)}
 	defer close(s.work) // idle workers exit
+	if testHookServer != nil {
+		testHookServer(s)
+	}
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
 		s.closeAll()
