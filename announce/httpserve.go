@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -23,6 +24,14 @@ import (
 // Allocation budget of an announce over a kept-alive connection (measured
 // by BenchmarkServeConnKeepAlive): 0 in this package. A new connection adds
 // what net's Accept allocates and a goroutine.
+//
+// On Linux a TCP listener is served by the fast path in
+// httpserve_linux.go: a connection whose whole request has arrived by the
+// time it is accepted (the usual case: the listener defers accepting until
+// data is there) is accepted, read, answered, written and closed with four
+// system calls on the accepting goroutine, without Go's poller; every other
+// connection (incomplete request, slow client, keep-alive, a body, an
+// error to answer) is handed to the regular per-connection path below.
 
 // ServeOptions tune ServeTCP. Zero fields take the defaults.
 type ServeOptions struct {
@@ -32,6 +41,12 @@ type ServeOptions struct {
 	// IdleTimeout bounds the wait for the next request on a kept-alive
 	// connection. Default 120s.
 	IdleTimeout time.Duration
+	// MaxConns bounds the connections served by the regular
+	// per-connection path (kept-alive, slow or still sending); a new
+	// connection that would need it beyond the bound is closed. A request
+	// answered at once on the fast path holds no connection slot. Default
+	// 10000.
+	MaxConns int
 	// Observe, when set, is called after each response with its status
 	// code and the time from the end of reading the request head.
 	Observe func(status int, d time.Duration)
@@ -44,6 +59,9 @@ func (o ServeOptions) withDefaults() ServeOptions {
 	if o.IdleTimeout <= 0 {
 		o.IdleTimeout = 120 * time.Second
 	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = 10000
+	}
 	return o
 }
 
@@ -51,8 +69,46 @@ func (o ServeOptions) withDefaults() ServeOptions {
 // connections.
 type connState struct {
 	br  *bufio.Reader
+	pre prefixReader
 	p   headParser
 	out []byte
+}
+
+// prefixReader reads b, then r (io.EOF when r is nil): a connection's
+// bytes already read by the fast path, then the connection.
+type prefixReader struct {
+	b []byte
+	r io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.b) > 0 {
+		n := copy(b, p.b)
+		p.b = p.b[n:]
+		return n, nil
+	}
+	if p.r == nil {
+		return 0, io.EOF
+	}
+	return p.r.Read(b)
+}
+
+// job is a connection for the regular path, with what the fast path
+// already did on it.
+type job struct {
+	c net.Conn
+	// in: bytes already read from c (an incomplete or unusual request,
+	// parsed again from the start).
+	in []byte
+	// pending: the rest of a response the fast path could not write at
+	// once; status, start and keepAlive describe it.
+	pending   []byte
+	status    int
+	start     time.Time
+	keepAlive bool
+	// idle: a response was written; wait for the next request with the
+	// idle timeout.
+	idle bool
 }
 
 var connStates = sync.Pool{New: func() any {
@@ -72,8 +128,16 @@ type httpServer struct {
 	// connection after connection and keeps its grown stack, so a new
 	// connection costs neither a goroutine start nor stack growth (6% of
 	// a new-connection announce's CPU when each had its own goroutine).
-	work chan net.Conn
+	work chan job
+
+	// What the Linux fast path did, for tests: answers it wrote itself and
+	// connections it handed to the regular path.
+	fastAnswers, handOffs atomic.Uint64
 }
+
+// testHookServer, when set (by tests), sees each ServeTCP's server before
+// it accepts.
+var testHookServer func(*httpServer)
 
 // workerIdle is how long an idle connection worker waits for another
 // connection before it exits.
@@ -101,59 +165,85 @@ func ListenTCP(ctx context.Context, addr string) (net.Listener, error) {
 // otherwise; malformed requests get 400, over-long ones 414 or 431, other
 // paths 404, other methods 405.
 func (t *Tracker) ServeTCP(ctx context.Context, ln net.Listener, opts ServeOptions) error {
-	s := &httpServer{t: t, opts: opts.withDefaults(), conns: map[net.Conn]struct{}{}, work: make(chan net.Conn)}
+	s := &httpServer{t: t, opts: opts.withDefaults(), conns: map[net.Conn]struct{}{}, work: make(chan job)}
 	defer close(s.work) // idle workers exit
+	if testHookServer != nil {
+		testHookServer(s)
+	}
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
 		s.closeAll()
 	})
 	defer stop()
+	served, err := s.serveFast(ctx, ln)
+	if !served {
+		err = s.acceptLoop(ctx, ln)
+	}
+	if ctx.Err() != nil {
+		s.wg.Wait()
+		return nil
+	}
+	s.closeAll()
+	s.wg.Wait()
+	return fmt.Errorf("announce: http accept: %w", err)
+}
+
+// acceptLoop accepts connections on ln for the regular path until ln is
+// closed, and returns the error that ended it.
+func (s *httpServer) acceptLoop(ctx context.Context, ln net.Listener) error {
 	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
-				s.wg.Wait()
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				s.closeAll()
-				s.wg.Wait()
-				return fmt.Errorf("announce: http accept: %w", err)
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return err
 			}
 			// Out of file descriptors and the like: wait and retry.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			t.log.Warn("http tracker accept failed; retrying", "err", err, "retry_in", backoff)
-			time.Sleep(backoff)
+			backoff = s.acceptBackoff(backoff, err)
 			continue
 		}
 		backoff = 0
-		if !s.track(c) {
-			c.Close()
-			continue
-		}
-		select {
-		case s.work <- c:
-		default:
-			go s.worker(c)
-		}
+		s.dispatch(job{c: c})
 	}
 }
 
-// worker serves c, then further connections from s.work until none comes
+// acceptBackoff logs a failed accept (out of file descriptors and the
+// like), sleeps and returns the next, longer wait.
+func (s *httpServer) acceptBackoff(backoff time.Duration, err error) time.Duration {
+	backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+	s.t.log.Warn("http tracker accept failed; retrying", "err", err, "retry_in", backoff)
+	time.Sleep(backoff)
+	return backoff
+}
+
+// dispatch hands j to an idle worker or a new one, or closes its
+// connection when shutting down or at MaxConns.
+func (s *httpServer) dispatch(j job) {
+	if !s.track(j.c) {
+		j.c.Close()
+		return
+	}
+	select {
+	case s.work <- j:
+	default:
+		go s.worker(j)
+	}
+}
+
+// worker serves j, then further connections from s.work until none comes
 // for workerIdle.
-func (s *httpServer) worker(c net.Conn) {
+func (s *httpServer) worker(j job) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		s.serveConn(c)
+		s.serveConn(j)
 		idle.Reset(workerIdle)
 		select {
 		case next, ok := <-s.work:
 			if !ok {
 				return
 			}
-			c = next
+			j = next
 		case <-idle.C:
 			return
 		}
@@ -163,7 +253,7 @@ func (s *httpServer) worker(c net.Conn) {
 func (s *httpServer) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown.Load() {
+	if s.shutdown.Load() || len(s.conns) >= s.opts.MaxConns {
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -202,21 +292,41 @@ func remoteAddr(c net.Conn) netip.Addr {
 	}
 }
 
-func (s *httpServer) serveConn(c net.Conn) {
+// serveConn serves the connection of j (tracked) until it closes or
+// fails, then closes it.
+func (s *httpServer) serveConn(j job) {
+	c := j.c
 	defer s.untrack(c)
 	defer c.Close()
 	cs := connStates.Get().(*connState)
-	cs.br.Reset(c)
+	if len(j.in) > 0 {
+		cs.pre = prefixReader{b: j.in, r: c}
+		cs.br.Reset(&cs.pre)
+	} else {
+		cs.br.Reset(c)
+	}
 	defer func() {
 		cs.br.Reset(nil)
+		cs.pre = prefixReader{}
 		if cap(cs.out) <= 64<<10 {
 			cs.out = cs.out[:0]
 			connStates.Put(cs)
 		}
 	}()
+	if len(j.pending) > 0 {
+		c.SetWriteDeadline(time.Now().Add(s.opts.HeaderTimeout))
+		if _, err := c.Write(j.pending); err != nil {
+			return
+		}
+		s.observe(j.status, j.start)
+		if !j.keepAlive {
+			return
+		}
+		j.idle = true
+	}
 	remote := remoteAddr(c)
 	wantProxy := remote.IsValid() && s.t.trustedProxy(remote.Unmap())
-	for first := true; ; first = false {
+	for first := !j.idle; ; first = false {
 		// Each deadline is set before checking for shutdown: closeAll
 		// sets the flag before it moves the deadlines into the past.
 		if !first && cs.br.Buffered() == 0 {
@@ -244,23 +354,34 @@ func (s *httpServer) serveConn(c net.Conn) {
 			}
 			return
 		}
-		var start time.Time
-		if s.opts.Observe != nil {
-			start = time.Now()
-		}
+		start := s.now()
 		status := s.answer(cs, req, remote)
 		if _, err := c.Write(cs.out); err != nil {
 			return
 		}
-		if s.opts.Observe != nil {
-			s.opts.Observe(status, time.Since(start))
-		}
+		s.observe(status, start)
 		if req.hasBody {
 			lingerClose(c) // the unread body must not turn the close into a reset
 		}
 		if !req.keepAlive {
 			return
 		}
+	}
+}
+
+// now returns the time a response's observation starts from, zero when
+// nothing observes.
+func (s *httpServer) now() time.Time {
+	if s.opts.Observe == nil {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// observe reports a written response to Observe.
+func (s *httpServer) observe(status int, start time.Time) {
+	if s.opts.Observe != nil {
+		s.opts.Observe(status, time.Since(start))
 	}
 }
 
