@@ -208,15 +208,7 @@ func TestServeTCPConnections(t *testing.T) {
 	f := newHTTPFixture(t, nil)
 	addr, _ := startServer(t, f.tr, ServeOptions{})
 	target := "/" + f.pk + "/announce?" + ann{ih: f.ih, id: peerID(1), port: 7001, left: 1}.query()
-	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		return c, bufio.NewReader(c)
-	}
+	dial := func() (net.Conn, *bufio.Reader) { return dialTest(t, addr) }
 	expectEOF := func(br *bufio.Reader) {
 		t.Helper()
 		if n, err := br.Read(make([]byte, 1)); err != io.EOF {

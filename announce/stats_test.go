@@ -211,18 +211,38 @@ func TestFailoverBetweenNodes(t *testing.T) {
 	}
 }
 
-func TestQueueRestartResendsSameSeq(t *testing.T) {
-	reg := newFakeRegistry()
-	pk := reg.addUser(1, true)
-	ih := reg.addTorrent("t", 1<<30)
-	path := filepath.Join(t.TempDir(), "q.db")
-	sc := newFakeCommitter()
-	sc.down.Store(true)
-	cfg := Config{NodeID: "n1", QueuePath: path, CommitTimeout: 50 * time.Millisecond}
-	tr, err := New(cfg, reg, sc, testLogger(t))
+// downQueueFixture is a tracker of node n1 on a queue file in a temporary
+// directory, with one user and one torrent, whose committer is down.
+type downQueueFixture struct {
+	reg  *fakeRegistry
+	pk   string
+	ih   model.InfoHash
+	path string
+	sc   *fakeCommitter
+	cfg  Config
+	tr   *Tracker
+}
+
+func newDownQueueFixture(t *testing.T) downQueueFixture {
+	t.Helper()
+	q := downQueueFixture{reg: newFakeRegistry(), sc: newFakeCommitter()}
+	q.pk = q.reg.addUser(1, true)
+	q.ih = q.reg.addTorrent("t", 1<<30)
+	q.path = filepath.Join(t.TempDir(), "q.db")
+	q.sc.down.Store(true)
+	q.cfg = Config{NodeID: "n1", QueuePath: q.path, CommitTimeout: 50 * time.Millisecond}
+	tr, err := New(q.cfg, q.reg, q.sc, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
+	q.tr = tr
+	return q
+}
+
+func TestQueueRestartResendsSameSeq(t *testing.T) {
+	q := newDownQueueFixture(t)
+	reg, pk, ih, path, sc, cfg, tr := q.reg, q.pk, q.ih, q.path, q.sc, q.cfg, q.tr
+	var err error
 	for i := range 3 {
 		announceVia(t, tr, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, up: uint64(i * 10)})
 		err := tr.Flush(context.Background())
@@ -891,17 +911,9 @@ func TestBatchCodec(t *testing.T) {
 // A queue file written before the binary batch form (JSON batches) is
 // read and committed by this version.
 func TestQueueCommitsOlderJSONBatches(t *testing.T) {
-	reg := newFakeRegistry()
-	pk := reg.addUser(1, true)
-	ih := reg.addTorrent("t", 1<<30)
-	path := filepath.Join(t.TempDir(), "q.db")
-	sc := newFakeCommitter()
-	sc.down.Store(true)
-	cfg := Config{NodeID: "n1", QueuePath: path, CommitTimeout: 50 * time.Millisecond}
-	tr, err := New(cfg, reg, sc, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := newDownQueueFixture(t)
+	reg, pk, ih, path, sc, cfg, tr := q.reg, q.pk, q.ih, q.path, q.sc, q.cfg, q.tr
+	var err error
 	for i := range 2 {
 		announceVia(t, tr, "192.0.2.1:1", pk, ann{ih: ih, id: peerID(1), port: 1, up: uint64(i * 70)})
 		_ = tr.Flush(context.Background())
