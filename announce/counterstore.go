@@ -12,25 +12,85 @@ package announce
 // counters of the user who created them last (the "owner", whose counters a
 // handoff moves), and the others wait in the small others map. Not safe for
 // concurrent use: the shard's lock guards it.
+//
+// The deltas counted since the last flush sit in the record of the peer
+// that reported them (counterSlot.pend), added up per (user, torrent) only
+// when the flush takes them: an announce then touches one record, not a
+// record and a map entry. Deltas with no record to sit in (an others
+// entry's, a deleted record's, a failed flush's) wait in spill.
 type counterStore struct {
 	idx    map[peerKey]int32
 	recs   []counterSlot
 	others map[counterKey]counterRec
-	// dirty lists the records changed since the last flush, each once
-	// (counterSlot.dirty); othersDirty holds the changed others entries.
-	dirty       []counterKey
+	// dirty lists the positions in recs of the records changed since the
+	// last flush (counterSlot.dirty). A record that moves (del) is listed
+	// again at its new position; takeDirty skips positions whose record is
+	// not dirty, so stale and repeated positions are harmless.
+	dirty []int32
+	// othersDirty holds the changed others entries.
 	othersDirty map[counterKey]struct{}
+	spill       map[sumKey]sums
 }
 
 type counterSlot struct {
 	user  uint64
 	c     counterRec
+	pend  sums // deltas of this record not yet flushed
 	pk    peerKey
 	dirty bool
 }
 
 func newCounterStore() counterStore {
-	return counterStore{idx: map[peerKey]int32{}, others: map[counterKey]counterRec{}, othersDirty: map[counterKey]struct{}{}}
+	return counterStore{idx: map[peerKey]int32{}, others: map[counterKey]counterRec{},
+		othersDirty: map[counterKey]struct{}{}, spill: map[sumKey]sums{}}
+}
+
+// listDirty marks recs[i] changed since the last flush.
+func (s *counterStore) listDirty(i int32) {
+	if r := &s.recs[i]; !r.dirty {
+		r.dirty = true
+		s.dirty = append(s.dirty, i)
+	}
+}
+
+// addPending adds d to k's unflushed deltas: in k's record when it has one
+// (i, as find returned it; -1 if unknown), else in spill. The record is
+// listed for the flush, which takes its deltas with its counters.
+func (s *counterStore) addPending(i int32, k counterKey, d sums) {
+	if d == (sums{}) {
+		return
+	}
+	if i < 0 {
+		i = s.find(k, -1)
+	}
+	if i < 0 {
+		s.addSpill(sumKey{k.user, k.torrent}, d)
+		return
+	}
+	r := &s.recs[i]
+	r.pend.add(d)
+	s.listDirty(i)
+}
+
+func (s *counterStore) addSpill(k sumKey, d sums) {
+	if d == (sums{}) {
+		return
+	}
+	v := s.spill[k]
+	v.add(d)
+	s.spill[k] = v
+}
+
+// pending returns the unflushed deltas of (user, torrent), for tests and
+// diagnostics: the sum over its records and spill.
+func (s *counterStore) pending(k sumKey) sums {
+	v := s.spill[k]
+	for i := range s.recs {
+		if r := &s.recs[i]; r.user == k.user && r.pk.torrent == k.torrent {
+			v.add(r.pend)
+		}
+	}
+	return v
 }
 
 func (s *counterStore) slot(k counterKey) *counterSlot {
@@ -81,13 +141,9 @@ func (s *counterStore) other(k counterKey) (counterRec, bool) {
 
 // update stores c as k's counters in recs[i], k's record as returned by
 // find, and lists k for the next flush: set without the index lookup.
-func (s *counterStore) update(i int32, k counterKey, c counterRec) {
-	r := &s.recs[i]
-	r.c = c
-	if !r.dirty {
-		r.dirty = true
-		s.dirty = append(s.dirty, k)
-	}
+func (s *counterStore) update(i int32, c counterRec) {
+	s.recs[i].c = c
+	s.listDirty(i)
 }
 
 // owner returns the user whose counters of (torrent, peer) were created last.
@@ -116,6 +172,7 @@ func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) int32 {
 		if r.dirty {
 			s.othersDirty[moved] = struct{}{}
 		}
+		s.addSpill(sumKey{r.user, k.torrent}, r.pend)
 		dirty = s.fromOthers(k) || dirty
 		*r = counterSlot{user: k.user, pk: pk}
 	case !ok && own:
@@ -130,11 +187,9 @@ func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) int32 {
 		}
 		return -1
 	}
-	r := &s.recs[i]
-	r.c = c
-	if dirty && !r.dirty {
-		r.dirty = true
-		s.dirty = append(s.dirty, k)
+	s.recs[i].c = c
+	if dirty {
+		s.listDirty(i)
 	}
 	return i
 }
@@ -153,11 +208,8 @@ func (s *counterStore) fromOthers(k counterKey) bool {
 
 // markDirty lists k for the next flush if it has counters.
 func (s *counterStore) markDirty(k counterKey) {
-	if r := s.slot(k); r != nil {
-		if !r.dirty {
-			r.dirty = true
-			s.dirty = append(s.dirty, k)
-		}
+	if i := s.find(k, -1); i >= 0 {
+		s.listDirty(i)
 		return
 	}
 	if _, ok := s.others[k]; ok {
@@ -166,7 +218,8 @@ func (s *counterStore) markDirty(k counterKey) {
 }
 
 // del removes k's counters and reports whether there were any. Removing the
-// owner's leaves the others in the others map, ownerless.
+// owner's leaves the others in the others map, ownerless. The record's
+// unflushed deltas go to spill.
 func (s *counterStore) del(k counterKey) bool {
 	pk := peerKey{k.torrent, k.peer}
 	i, ok := s.idx[pk]
@@ -178,10 +231,14 @@ func (s *counterStore) del(k counterKey) bool {
 		}
 		return false
 	}
+	s.addSpill(sumKey{k.user, k.torrent}, s.recs[i].pend)
 	last := int32(len(s.recs) - 1)
 	if i != last {
 		s.recs[i] = s.recs[last]
 		s.idx[s.recs[i].pk] = i
+		if s.recs[i].dirty {
+			s.dirty = append(s.dirty, i) // its listed position is stale
+		}
 	}
 	s.recs[last] = counterSlot{}
 	s.recs = s.recs[:last]
@@ -215,19 +272,40 @@ func (s *counterStore) each(fn func(k counterKey, c counterRec) (keep bool)) {
 	}
 }
 
-// takeDirty calls fn with every counter changed since the last call and
-// clears the list.
-func (s *counterStore) takeDirty(fn func(k counterKey, c counterRec)) {
-	for _, k := range s.dirty {
-		if r := s.slot(k); r != nil && r.dirty {
-			r.dirty = false
-			fn(k, r.c)
+// takeDirty calls put (if not nil) with every counter changed since the
+// last call and clears the list, and calls pend with the unflushed deltas
+// of every changed record and of spill (not added up: one (user, torrent)
+// may come several times) and clears them.
+func (s *counterStore) takeDirty(put func(k counterKey, c counterRec), pend func(k sumKey, d sums)) {
+	for _, i := range s.dirty {
+		if int(i) >= len(s.recs) {
+			continue
+		}
+		r := &s.recs[i]
+		if !r.dirty {
+			continue
+		}
+		r.dirty = false
+		if put != nil {
+			put(counterKey{r.user, r.pk.torrent, r.pk.peer}, r.c)
+		}
+		if r.pend != (sums{}) {
+			pend(sumKey{r.user, r.pk.torrent}, r.pend)
+			r.pend = sums{}
 		}
 	}
-	clear(s.dirty)
 	s.dirty = s.dirty[:0]
-	for k := range s.othersDirty {
-		fn(k, s.others[k])
+	if put != nil {
+		for k := range s.othersDirty {
+			put(k, s.others[k])
+		}
 	}
 	clear(s.othersDirty)
+	for k, d := range s.spill {
+		pend(k, d)
+	}
+	clear(s.spill)
 }
+
+// dirtyLen returns at most how many counters takeDirty would give.
+func (s *counterStore) dirtyLen() int { return len(s.dirty) + len(s.othersDirty) }

@@ -9,15 +9,18 @@ import (
 	"github.com/seedbank/seedbank/model"
 )
 
-// TestCounterStoreMatchesMaps drives a counterStore and the three maps it
-// replaced (counters, owners, dirty) with the same random operations, few
-// keys and several users per (torrent, peer_id), and compares them.
+// TestCounterStoreMatchesMaps drives a counterStore and the four maps it
+// replaced (counters, owners, dirty, pending deltas) with the same random
+// operations, few keys and several users per (torrent, peer_id), and
+// compares them. Deltas must survive every move of their record (del,
+// another user taking the record over) and come out once.
 func TestCounterStoreMatchesMaps(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	s := newCounterStore()
 	counters := map[counterKey]counterRec{}
 	owners := map[peerKey]uint64{}
 	dirty := map[counterKey]bool{}
+	pending := map[sumKey]sums{}
 	// hints are the record indexes set and find returned, as the peer store
 	// keeps them: records move (del swaps the last one in), so many go stale.
 	hints := map[counterKey]int32{}
@@ -27,7 +30,7 @@ func TestCounterStoreMatchesMaps(t *testing.T) {
 	for step := range 20000 {
 		k := key()
 		pk := peerKey{k.torrent, k.peer}
-		switch op := rng.IntN(10); {
+		switch op := rng.IntN(11); {
 		case op < 4:
 			_, exists := counters[k]
 			own := rng.IntN(2) == 0 || !exists
@@ -65,20 +68,36 @@ func TestCounterStoreMatchesMaps(t *testing.T) {
 			}
 		case op < 8:
 			got := map[counterKey]counterRec{}
-			s.takeDirty(func(k counterKey, c counterRec) {
+			gotPend := map[sumKey]sums{}
+			put := func(k counterKey, c counterRec) {
 				if _, dup := got[k]; dup {
 					t.Fatalf("step %d: %v taken twice", step, k)
 				}
 				got[k] = c
+			}
+			if rng.IntN(4) == 0 {
+				put = nil // as a compaction takes them
+			}
+			s.takeDirty(put, func(k sumKey, d sums) {
+				v := gotPend[k]
+				v.add(d)
+				gotPend[k] = v
 			})
 			want := map[counterKey]counterRec{}
 			for k := range dirty {
 				want[k] = counters[k]
 			}
-			if !maps.Equal(got, want) {
+			if put != nil && !maps.Equal(got, want) {
 				t.Fatalf("step %d: dirty %v, want %v", step, got, want)
 			}
+			if !maps.Equal(gotPend, pending) {
+				t.Fatalf("step %d: pending deltas %v, want %v", step, gotPend, pending)
+			}
 			clear(dirty)
+			clear(pending)
+			if n := s.dirtyLen(); n != 0 {
+				t.Fatalf("step %d: %d dirty after takeDirty", step, n)
+			}
 		case op < 9:
 			cut := int64(rng.IntN(100))
 			s.each(func(k counterKey, c counterRec) bool {
@@ -95,6 +114,20 @@ func TestCounterStoreMatchesMaps(t *testing.T) {
 						delete(owners, pk)
 					}
 				}
+			}
+		case op < 10:
+			d := sums{up: uint64(rng.IntN(1000)), down: uint64(rng.IntN(1000)), snatches: uint64(rng.IntN(2))}
+			i := s.find(k, -1)
+			s.addPending(i, k, d)
+			if d == (sums{}) {
+				break
+			}
+			sk := sumKey{k.user, k.torrent}
+			v := pending[sk]
+			v.add(d)
+			pending[sk] = v
+			if i >= 0 {
+				dirty[k] = true
 			}
 		default:
 			u, ok := s.owner(pk)
@@ -121,7 +154,7 @@ func TestCounterStoreMatchesMaps(t *testing.T) {
 			}
 			hints[k] = i
 			c := counterRec{up: uint64(step) + 1<<40}
-			s.update(i, k, c)
+			s.update(i, c)
 			counters[k] = c
 			dirty[k] = true
 		}

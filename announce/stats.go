@@ -113,12 +113,12 @@ type counterRec struct {
 	handedOff bool
 	// recon: the first numbers of a peer new to this node (reconUp,
 	// reconDown at reconAt) await another node's handoff to count the gap.
-	recon              bool
-	reconUp, reconDown uint64
-	reconAt            int64
+	recon bool
 	// restored: loaded from the queue at start and not touched since, so
 	// they may be another node's to count from (see offer.go).
-	restored bool
+	restored           bool
+	reconUp, reconDown uint64
+	reconAt            int64
 }
 
 type sumKey struct {
@@ -130,10 +130,15 @@ type sums struct {
 	up, down, snatches uint64
 }
 
+func (s *sums) add(d sums) {
+	s.up += d.up
+	s.down += d.down
+	s.snatches += d.snatches
+}
+
 type statsShard struct {
 	mu       sync.Mutex
-	counters counterStore
-	pending  map[sumKey]sums
+	counters counterStore            // with the unflushed deltas
 	deleted  map[counterKey]struct{} // forgotten since the last flush
 }
 
@@ -152,7 +157,6 @@ func newAccountant(cfg *Config, log *slog.Logger) *accountant {
 	for i := range a.shards {
 		sh := &a.shards[i]
 		sh.counters = newCounterStore()
-		sh.pending = map[sumKey]sums{}
 		sh.deleted = map[counterKey]struct{}{}
 	}
 	return a
@@ -198,6 +202,7 @@ func (a *accountant) accountAt(r *report, now time.Time, hint int32) (snatch boo
 		c, known = sh.counters.other(k)
 	}
 	own := false
+	var add sums
 	if !known || c.handedOff {
 		// New here: a baseline, awaiting a possible handoff.
 		completed := known && c.completed
@@ -208,20 +213,25 @@ func (a *accountant) accountAt(r *report, now time.Time, hint int32) (snatch boo
 		du, dd := delta(r.up, c.up), delta(r.down, c.down)
 		du, dd, badUp, badDown = a.plausible(du, dd, nowS-c.updated, r.torrent.TotalSize)
 		c.up, c.down, c.updated, c.restored = r.up, r.down, nowS, false
-		if du|dd != 0 {
-			a.addLocked(sh, k, du, dd, 0)
-		}
+		add.up, add.down = du, dd
 	}
 	finished := r.completed || (r.seeding && c.leeching)
 	c.leeching = !r.seeding
 	if finished && !c.completed {
 		c.completed, snatch = true, true
-		a.addLocked(sh, k, 0, 0, 1)
+		add.snatches = 1
 	}
 	if at >= 0 {
-		sh.counters.update(at, k, c)
+		sh.counters.update(at, c)
 	} else {
 		at = sh.counters.set(k, c, own, true)
+	}
+	if add != (sums{}) {
+		if at >= 0 {
+			sh.counters.addPending(at, k, add)
+		} else {
+			sh.counters.addSpill(sumKey{k.user, k.torrent}, add)
+		}
 	}
 	if len(sh.deleted) > 0 {
 		delete(sh.deleted, k)
@@ -253,12 +263,7 @@ func (a *accountant) logJump(k counterKey, badUp, badDown uint64, totalSize int6
 }
 
 func (a *accountant) addLocked(sh *statsShard, k counterKey, up, down, snatches uint64) {
-	sk := sumKey{k.user, k.torrent}
-	s := sh.pending[sk]
-	s.up += up
-	s.down += down
-	s.snatches += snatches
-	sh.pending[sk] = s
+	sh.counters.addPending(-1, k, sums{up, down, snatches})
 }
 
 // delta returns now-last, or 0 when the counter went back (a reset).
@@ -490,21 +495,25 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch [
 	all := scratch[:0]
 	var ends []int // per part: where its puts end in all
 	pc := pace.New(0)
+	put := func(k counterKey, c counterRec) { all = append(all, counterPut{k, c}) }
+	pend := func(k sumKey, d sums) {
+		f.deltas = append(f.deltas, model.StatsDelta{UserID: k.user, Torrent: k.torrent, Uploaded: d.up, Downloaded: d.down, Snatches: d.snatches})
+	}
 	for i := lo; i < hi; i++ {
 		start := len(all)
 		sh := &a.shards[i]
 		sh.mu.Lock()
-		for k, s := range sh.pending {
-			f.deltas = append(f.deltas, model.StatsDelta{UserID: k.user, Torrent: k.torrent, Uploaded: s.up, Downloaded: s.down, Snatches: s.snatches})
-		}
-		clear(sh.pending)
 		p := logPart{shard: i, full: full != nil && full(i, sh.counters.len())}
-		put := func(k counterKey, c counterRec) { all = append(all, counterPut{k, c}) }
+		// Grown once to what this shard can give: appending a large flush
+		// one by one copied it several times over.
+		f.deltas = slices.Grow(f.deltas, sh.counters.dirtyLen()+len(sh.counters.spill))
 		if p.full {
-			sh.counters.takeDirty(func(counterKey, counterRec) {})
+			all = slices.Grow(all, sh.counters.len())
+			sh.counters.takeDirty(nil, pend)
 			sh.counters.each(func(k counterKey, c counterRec) bool { put(k, c); return true })
 		} else {
-			sh.counters.takeDirty(put)
+			all = slices.Grow(all, sh.counters.dirtyLen())
+			sh.counters.takeDirty(put, pend)
 		}
 		// A full part's log rewrite leaves the deleted out anyway; they are
 		// kept for restore.
@@ -525,7 +534,14 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch [
 		start = ends[i]
 	}
 	f.scratch = all
-	slices.SortFunc(f.deltas, func(x, y model.StatsDelta) int {
+	f.deltas = sumDeltas(f.deltas)
+	return f
+}
+
+// sumDeltas sorts ds by (user, torrent) and adds up the deltas of each
+// (user, torrent) (the peers of one user in one torrent report apart).
+func sumDeltas(ds []model.StatsDelta) []model.StatsDelta {
+	slices.SortFunc(ds, func(x, y model.StatsDelta) int {
 		if x.UserID != y.UserID {
 			if x.UserID < y.UserID {
 				return -1
@@ -534,7 +550,17 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch [
 		}
 		return bytes.Compare(x.Torrent[:], y.Torrent[:])
 	})
-	return f
+	out := ds[:0]
+	for _, d := range ds {
+		if n := len(out); n > 0 && out[n-1].UserID == d.UserID && out[n-1].Torrent == d.Torrent {
+			out[n-1].Uploaded += d.Uploaded
+			out[n-1].Downloaded += d.Downloaded
+			out[n-1].Snatches += d.Snatches
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // everyShard is a take filter that rewrites every shard's log.
@@ -545,7 +571,7 @@ func (a *accountant) restore(f flushSet) {
 	for _, d := range f.deltas {
 		sh := a.shard(d.Torrent)
 		sh.mu.Lock()
-		a.addLocked(sh, counterKey{user: d.UserID, torrent: d.Torrent}, d.Uploaded, d.Downloaded, d.Snatches)
+		sh.counters.addSpill(sumKey{d.UserID, d.Torrent}, sums{d.Uploaded, d.Downloaded, d.Snatches})
 		sh.mu.Unlock()
 	}
 	for _, p := range f.parts {

@@ -84,7 +84,7 @@ func TestAccountingRules(t *testing.T) {
 				if got := a.account(&r, now); got != s.snatch {
 					t.Fatalf("step %d: snatch %v, want %v", i, got, s.snatch)
 				}
-				got := a.shard(tor.ID).pending[sumKey{1, tor.ID}]
+				got := a.shard(tor.ID).counters.pending(sumKey{1, tor.ID})
 				if got != s.want {
 					t.Fatalf("step %d: pending %+v, want %+v", i, got, s.want)
 				}
@@ -98,7 +98,7 @@ func TestImportPeerCounters(t *testing.T) {
 	a := newAccountant(&cfg, testLogger(t))
 	tor := model.TorrentRef{ID: model.InfoHash{5}, TotalSize: 1 << 30}
 	now := time.Unix(1_700_000_000, 0)
-	pending := func() sums { return a.shard(tor.ID).pending[sumKey{1, tor.ID}] }
+	pending := func() sums { return a.shard(tor.ID).counters.pending(sumKey{1, tor.ID}) }
 	// No local counters: an import becomes the baseline.
 	if !a.importCounters(PeerCounters{UserID: 1, Torrent: tor.ID, PeerID: peerID(1), Uploaded: 500, Updated: now.Unix()}, tor.TotalSize) {
 		t.Fatal("import refused")
@@ -482,7 +482,12 @@ func TestStatsExactUnderChaos(t *testing.T) {
 	for i := range tr.acct.shards {
 		sh := &tr.acct.shards[i]
 		sh.mu.Lock()
-		unflushed += len(sh.pending)
+		unflushed += len(sh.counters.spill)
+		for _, r := range sh.counters.recs {
+			if r.pend != (sums{}) {
+				unflushed++
+			}
+		}
 		sh.mu.Unlock()
 	}
 	crash(tr)
@@ -1006,7 +1011,7 @@ func TestCountersHintFollowsRecords(t *testing.T) {
 	if r, a := hint(2); r != a {
 		t.Fatalf("peer 2: remembered %d, counters at %d", r, a)
 	}
-	if got := sh.pending[sumKey{1, f.ih}]; got.up != 300 {
+	if got := sh.counters.pending(sumKey{1, f.ih}); got.up != 300 {
 		t.Fatalf("pending upload %d, want 300", got.up)
 	}
 }
