@@ -333,20 +333,31 @@ func dropShardLog(lb *bolt.Bucket, shard int) error {
 	return nil
 }
 
-// logBytes is the size of p's records in the log.
+// logPutLen is the length of a put record in the log.
+const logPutLen = 1 + counterKeyLen + counterValLen
+
+// appendPut appends the log record of k's counters c to b.
+func appendPut(b []byte, k counterKey, c counterRec) []byte {
+	b = append(b, logPut)
+	b = appendCounterKey(b, k)
+	return appendCounterVal(b, c)
+}
+
+// logBytes is the size of the records appendLog encodes for p (its puts
+// come encoded).
 func logBytes(p *logPart) int {
-	n := len(p.puts) * (1 + counterKeyLen + counterValLen)
-	if !p.full {
-		n += len(p.dels) * (1 + counterKeyLen)
+	if p.full {
+		return 0
 	}
-	return n
+	return len(p.dels) * (1 + counterKeyLen)
 }
 
 // appendLog writes the counter changes of p as segments of its shard's log
 // (replacing the log when p is full) and returns the records written. The
-// segments are carved from arena, which must have room for logBytes(p)
-// more bytes: bbolt keeps a value's memory until the transaction ends, so
-// the arena may be reused only after it.
+// puts go in as they are, cut into segments; the deletions' segments are
+// carved from arena, which must have room for logBytes(p) more bytes.
+// bbolt keeps a value's memory until the transaction ends, so neither p's
+// puts nor the arena may be reused before it ends.
 func appendLog(tx *bolt.Tx, p *logPart, arena *[]byte, pc *pace.Pacer) (records int, err error) {
 	meta := tx.Bucket(bucketMeta)
 	lb := tx.Bucket(bucketShardLog)
@@ -378,22 +389,14 @@ func appendLog(tx *bolt.Tx, p *logPart, arena *[]byte, pc *pace.Pacer) (records 
 		*arena = a[:len(a)+n]
 		return a[len(a) : len(a) : len(a)+n]
 	}
-	for i := range p.puts {
-		if seg == nil {
-			seg = carve(min(len(p.puts)-i, logRecordsPerSegment) * (1 + counterKeyLen + counterValLen))
+	for rest := p.puts; len(rest) > 0; {
+		cut := min(len(rest), logRecordsPerSegment*logPutLen)
+		seg, n = rest[:cut:cut], cut/logPutLen
+		rest = rest[cut:]
+		pc.StepN(n)
+		if err := put(); err != nil {
+			return 0, err
 		}
-		pc.Step()
-		seg = append(seg, logPut)
-		seg = appendCounterKey(seg, p.puts[i].k)
-		seg = appendCounterVal(seg, p.puts[i].c)
-		if n++; n == logRecordsPerSegment {
-			if err := put(); err != nil {
-				return 0, err
-			}
-		}
-	}
-	if err := put(); err != nil {
-		return 0, err
 	}
 	if !p.full {
 		for i := range p.dels {
@@ -416,9 +419,9 @@ func appendLog(tx *bolt.Tx, p *logPart, arena *[]byte, pc *pace.Pacer) (records 
 		return 0, err
 	}
 	if p.full {
-		return len(p.puts), nil
+		return p.nputs(), nil
 	}
-	return len(p.puts) + len(p.dels), nil
+	return p.nputs() + len(p.dels), nil
 }
 
 // append persists f in one transaction: new batches when f has deltas (the

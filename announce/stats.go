@@ -431,12 +431,6 @@ func (a *accountant) sweep(now time.Time) int {
 	return n
 }
 
-// counterPut is one persisted counter.
-type counterPut struct {
-	k counterKey
-	c counterRec
-}
-
 // flushSet is what one flush takes out of the accountant: the deltas and,
 // per shard, the counters they were computed against, consistent per shard.
 type flushSet struct {
@@ -446,21 +440,35 @@ type flushSet struct {
 	// the formats before the per-shard log are dropped.
 	dropLegacy bool
 	// scratch backs the parts' puts (see take).
-	scratch []counterPut
+	scratch []byte
 }
 
 // logPart is one accountant shard's counter changes, persisted in that
 // shard's counter log.
 type logPart struct {
 	shard int
-	puts  []counterPut
-	dels  []counterKey
+	// puts are the changed counters as records of the log (logPutLen bytes
+	// each, see appendPut): encoded once, under the shard's lock, and
+	// written to the log as they are.
+	puts []byte
+	dels []counterKey
 	// full: puts hold every live counter of the shard (a compaction of its
 	// log), not only the changed ones.
 	full bool
 }
 
 func (p *logPart) empty() bool { return len(p.puts) == 0 && len(p.dels) == 0 && !p.full }
+
+// addPut appends k's counters c to p's puts.
+func (p *logPart) addPut(k counterKey, c counterRec) { p.puts = appendPut(p.puts, k, c) }
+
+// nputs returns the number of counters in p's puts.
+func (p *logPart) nputs() int { return len(p.puts) / logPutLen }
+
+// putKey returns the key of p's i-th put.
+func (p *logPart) putKey(i int) counterKey {
+	return decodeCounterKey(p.puts[i*logPutLen+1 : i*logPutLen+1+counterKeyLen])
+}
 
 func (f *flushSet) empty() bool {
 	if len(f.deltas) > 0 || f.dropLegacy {
@@ -478,7 +486,7 @@ func (f *flushSet) empty() bool {
 func (f *flushSet) counters() int {
 	n := 0
 	for i := range f.parts {
-		n += len(f.parts[i].puts) + len(f.parts[i].dels)
+		n += f.parts[i].nputs() + len(f.parts[i].dels)
 	}
 	return n
 }
@@ -490,12 +498,12 @@ func (f *flushSet) counters() int {
 // The parts' puts are carved from scratch (grown as needed and returned in
 // flushSet.scratch), so a caller that reuses it allocates nothing for them
 // in the steady state.
-func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch []counterPut) flushSet {
+func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch []byte) flushSet {
 	var f flushSet
 	all := scratch[:0]
 	var ends []int // per part: where its puts end in all
 	pc := pace.New(0)
-	put := func(k counterKey, c counterRec) { all = append(all, counterPut{k, c}) }
+	put := func(k counterKey, c counterRec) { all = appendPut(all, k, c) }
 	pend := func(k sumKey, d sums) {
 		f.deltas = append(f.deltas, model.StatsDelta{UserID: k.user, Torrent: k.torrent, Uploaded: d.up, Downloaded: d.down, Snatches: d.snatches})
 	}
@@ -508,11 +516,11 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch [
 		// one by one copied it several times over.
 		f.deltas = slices.Grow(f.deltas, sh.counters.dirtyLen()+len(sh.counters.spill))
 		if p.full {
-			all = slices.Grow(all, sh.counters.len())
+			all = slices.Grow(all, sh.counters.len()*logPutLen)
 			sh.counters.takeDirty(nil, pend)
 			sh.counters.each(func(k counterKey, c counterRec) bool { put(k, c); return true })
 		} else {
-			all = slices.Grow(all, sh.counters.dirtyLen())
+			all = slices.Grow(all, sh.counters.dirtyLen()*logPutLen)
 			sh.counters.takeDirty(put, pend)
 		}
 		// A full part's log rewrite leaves the deleted out anyway; they are
@@ -526,7 +534,7 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch [
 			f.parts = append(f.parts, p)
 			ends = append(ends, len(all))
 		}
-		pc.StepN(len(all) - start) // between shards, with no lock held
+		pc.StepN((len(all) - start) / logPutLen) // between shards, with no lock held
 	}
 	start := 0
 	for i := range f.parts {
@@ -577,8 +585,8 @@ func (a *accountant) restore(f flushSet) {
 	for _, p := range f.parts {
 		sh := &a.shards[p.shard]
 		sh.mu.Lock()
-		for _, c := range p.puts {
-			sh.counters.markDirty(c.k)
+		for i := range p.nputs() {
+			sh.counters.markDirty(p.putKey(i))
 		}
 		for _, k := range p.dels {
 			if _, ok := sh.counters.get(k); !ok {

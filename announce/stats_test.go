@@ -718,7 +718,8 @@ func TestCounterLogReplay(t *testing.T) {
 		var ps [numStatsShards]logPart
 		for _, p := range puts {
 			i := shardOf(p.k.torrent)
-			ps[i].shard, ps[i].puts = i, append(ps[i].puts, p)
+			ps[i].shard = i
+			ps[i].addPut(p.k, p.c)
 		}
 		for _, k := range dels {
 			i := shardOf(k.torrent)
@@ -730,7 +731,7 @@ func TestCounterLogReplay(t *testing.T) {
 				out = append(out, ps[i])
 			}
 		}
-		recs5 += len(ps[5].puts) + len(ps[5].dels)
+		recs5 += ps[5].nputs() + len(ps[5].dels)
 		return out
 	}
 	// Two flushes: many puts (several segments in shard 5), then updates
@@ -787,7 +788,7 @@ func TestCounterLogReplay(t *testing.T) {
 	full := logPart{shard: 5, full: true}
 	for k, c := range want {
 		if shardOf(k.torrent) == 5 {
-			full.puts = append(full.puts, counterPut{k, c})
+			full.addPut(k, c)
 		}
 	}
 	f = flushSet{deltas: []model.StatsDelta{{UserID: 2, Torrent: model.InfoHash{2}, Uploaded: 4}}, parts: []logPart{full}}
@@ -1096,5 +1097,76 @@ func TestFlushInSlices(t *testing.T) {
 	}
 	if got := sc.snapshot(); !maps.Equal(got, truth) {
 		t.Fatalf("committed %d sums, want %d (equal: %v)", len(got), len(truth), maps.Equal(got, truth))
+	}
+}
+
+// counterPut is one counter for the log tests to write.
+type counterPut struct {
+	k counterKey
+	c counterRec
+}
+
+// TestRestoreAfterFailedFlush: a flush that could not persist puts its
+// deltas and counters back (restore). The next flush must carry the same
+// deltas, plus what was counted in between, and every counter again.
+func TestRestoreAfterFailedFlush(t *testing.T) {
+	cfg := Config{}.WithDefaults()
+	a := newAccountant(&cfg, testLogger(t))
+	now := time.Unix(1_700_000_000, 0)
+	tor := func(i int) model.TorrentRef {
+		return model.TorrentRef{ID: model.InfoHash{byte(i), byte(i * 7)}, TotalSize: 1 << 40}
+	}
+	// 300 peers in 100 torrents, the 3 peers of a torrent under one of 2
+	// users (so their deltas add up); each announces a baseline and then
+	// 1000 more up and 10 more down; one peer of each torrent completes.
+	for round := range 2 {
+		for i := range 300 {
+			r := report{user: uint64(i%2 + 1), torrent: tor(i % 100), peer: peerID(i), up: uint64(round * 1000), down: uint64(round * 10), completed: round == 1 && i < 100}
+			a.account(&r, now.Add(time.Duration(round)*time.Minute))
+		}
+	}
+	first := a.take(0, numStatsShards, nil, nil)
+	if len(first.deltas) != 100 || first.counters() != 300 {
+		t.Fatalf("first take: %d deltas, %d counters; want 100 and 300", len(first.deltas), first.counters())
+	}
+	for _, d := range first.deltas {
+		if d.Uploaded != 3000 || d.Downloaded != 30 || d.Snatches != 1 {
+			t.Fatalf("first take: delta %+v, want 3000 up, 30 down, 1 snatch", d)
+		}
+	}
+	keys := func(f flushSet) map[counterKey]bool {
+		m := map[counterKey]bool{}
+		for _, p := range f.parts {
+			for i := range p.nputs() {
+				m[p.putKey(i)] = true
+			}
+		}
+		return m
+	}
+	// The flush fails; meanwhile peer 5 announces 1 more byte up.
+	a.account(&report{user: 2, torrent: tor(5), peer: peerID(5), up: 1001, down: 10}, now.Add(2*time.Minute))
+	a.restore(first)
+	second := a.take(0, numStatsShards, nil, nil)
+	want := slices.Clone(first.deltas)
+	for i := range want {
+		if want[i].UserID == 2 && want[i].Torrent == tor(5).ID {
+			want[i].Uploaded++
+		}
+	}
+	if !slices.Equal(second.deltas, want) {
+		t.Fatalf("after restore: deltas\n%v\nwant\n%v", second.deltas, want)
+	}
+	if got, wantKeys := keys(second), keys(first); !maps.Equal(got, wantKeys) {
+		t.Fatalf("after restore: %d counters taken, want the %d of the failed flush", len(got), len(wantKeys))
+	}
+	var snatches uint64
+	for _, d := range second.deltas {
+		snatches += d.Snatches
+	}
+	if snatches != 100 {
+		t.Fatalf("%d snatches, want 100", snatches)
+	}
+	if third := a.take(0, numStatsShards, nil, nil); !third.empty() {
+		t.Fatalf("a third take found %d deltas, %d counters", len(third.deltas), third.counters())
 	}
 }

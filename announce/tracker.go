@@ -88,7 +88,7 @@ type Tracker struct {
 	flushMu sync.Mutex    // one flush at a time
 	// putScratch backs a flush's counter puts, reused from flush to flush
 	// (guarded by flushMu).
-	putScratch []counterPut
+	putScratch []byte
 	commits    chan struct{} // semaphore: one committer at a time
 
 	lifeMu  sync.Mutex
@@ -364,9 +364,9 @@ func (t *Tracker) flushShards(lo, hi int) error {
 	return nil
 }
 
-// maxKeptScratch bounds the counter puts kept for reuse between flushes
-// (about 8 MB).
-const maxKeptScratch = 1 << 16
+// maxKeptScratch bounds the bytes of counter puts kept for reuse between
+// flushes (about 76,000 counters).
+const maxKeptScratch = 8 << 20
 
 // flushSliced is the periodic flush: FlushSlices slices of the shards, one
 // queue transaction (and batch) each, FlushSpread/FlushSlices apart. A
