@@ -111,7 +111,7 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, now time
 	if err != nil {
 		return peers, swarmCounts{}, err
 	}
-	tor, ok := t.reg.TorrentByHash(req.infoHash)
+	tor, gen, ok := t.torrent(req.infoHash)
 	if !ok {
 		return peers, swarmCounts{}, ErrUnregisteredTorrent
 	}
@@ -136,6 +136,7 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, now time
 		numWant: numWant,
 		family:  req.family,
 		acct:    t.acct,
+		regGen:  gen,
 	}
 	la.rep = report{
 		user:      user.ID,
@@ -148,6 +149,27 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, now time
 	}
 	peers, counts := t.peers.announce(tor.ID, &la, now, peers)
 	return peers, counts, nil
+}
+
+// torrent returns the torrent announced under h, from h's swarm when the
+// registry has not changed since the swarm kept it. gen is the registry's
+// generation to keep it under (0: do not keep it; a hash that is not the
+// torrent's ID has no swarm of its own to keep it in).
+func (t *Tracker) torrent(h model.InfoHash) (tor model.TorrentRef, gen uint64, ok bool) {
+	if t.gens != nil {
+		gen = t.gens.TorrentGeneration()
+		if size, ok := t.peers.registered(h, gen); ok {
+			return model.TorrentRef{ID: h, TotalSize: size}, gen, true
+		}
+	}
+	// The generation was read before the lookup: if the registry changes
+	// in between, the swarm keeps the answer under the older number, and
+	// the next announce looks again.
+	tor, ok = t.reg.TorrentByHash(h)
+	if !ok || tor.ID != h {
+		gen = 0
+	}
+	return tor, gen, ok
 }
 
 // scrapeOne returns the numbers of the torrent announced under h.

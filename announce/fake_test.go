@@ -25,6 +25,10 @@ type fakeRegistry struct {
 	users    map[string]model.UserRef
 	torrents map[model.InfoHash]model.TorrentRef
 	prefixes []string
+	// gen is the TorrentGeneration, moved by every change; torrentLookups
+	// counts TorrentByHash calls.
+	gen            atomic.Uint64
+	torrentLookups atomic.Int64
 }
 
 func newFakeRegistry() *fakeRegistry {
@@ -35,6 +39,8 @@ func newFakeRegistry() *fakeRegistry {
 	}
 }
 
+func (r *fakeRegistry) TorrentGeneration() uint64 { return r.gen.Load() + 1 }
+
 func (r *fakeRegistry) UserByPasskey(pk string) (model.UserRef, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -43,6 +49,7 @@ func (r *fakeRegistry) UserByPasskey(pk string) (model.UserRef, bool) {
 }
 
 func (r *fakeRegistry) TorrentByHash(h model.InfoHash) (model.TorrentRef, bool) {
+	r.torrentLookups.Add(1)
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	t, ok := r.torrents[h]
@@ -66,6 +73,7 @@ func (r *fakeRegistry) addUser(id uint64, enabled bool) string {
 	r.mu.Lock()
 	r.users[pk] = model.UserRef{ID: id, Enabled: enabled}
 	r.mu.Unlock()
+	r.gen.Add(1)
 	return pk
 }
 
@@ -75,7 +83,18 @@ func (r *fakeRegistry) addTorrent(name string, size int64) model.InfoHash {
 	r.mu.Lock()
 	r.torrents[h] = model.TorrentRef{ID: h, TotalSize: size}
 	r.mu.Unlock()
+	r.gen.Add(1)
 	return h
+}
+
+// removeTorrent unregisters the hashes hs.
+func (r *fakeRegistry) removeTorrent(hs ...model.InfoHash) {
+	r.mu.Lock()
+	for _, h := range hs {
+		delete(r.torrents, h)
+	}
+	r.mu.Unlock()
+	r.gen.Add(1)
 }
 
 // addHybrid registers a hybrid torrent and returns its v1 and truncated v2 hashes.
@@ -86,6 +105,7 @@ func (r *fakeRegistry) addHybrid(name string, size int64) (v1, v2 model.InfoHash
 	r.mu.Lock()
 	r.torrents[v2] = model.TorrentRef{ID: v1, TotalSize: size}
 	r.mu.Unlock()
+	r.gen.Add(1)
 	return v1, v2
 }
 

@@ -523,3 +523,64 @@ func BenchmarkAnnounceHTTP(b *testing.B) {
 		h.ServeHTTP(w, r)
 	}
 }
+
+// TestSwarmKeepsTorrentLookup: a swarm keeps its torrent's registry answer
+// while the registry's generation stands, so re-announces skip the lookup;
+// any registry change makes the next announce look again, so a torrent
+// removed from the catalog is refused at once and a changed size is used.
+// The truncated v2 hash of a hybrid has no swarm of its own: always looked up.
+func TestSwarmKeepsTorrentLookup(t *testing.T) {
+	f := newHTTPFixture(t, nil)
+	lookups := func() int64 { return f.reg.torrentLookups.Load() }
+	a := ann{ih: f.ih, id: peerID(1), port: 6881, left: 100, event: "started"}
+	announceVia(t, f.tr, "198.51.100.1:1", f.pk, a)
+	before := lookups()
+	for i := range 5 {
+		a.event, a.down = "", uint64(i)
+		if m := announceVia(t, f.tr, "198.51.100.1:1", f.pk, a); failure(m) != "" {
+			t.Fatalf("re-announce: %v", m)
+		}
+	}
+	if n := lookups() - before; n != 0 {
+		t.Fatalf("%d torrent lookups for 5 re-announces of a kept torrent, want 0", n)
+	}
+	// A registry change (another torrent) costs one lookup, then none.
+	f.reg.addTorrent("other", 5)
+	announceVia(t, f.tr, "198.51.100.1:1", f.pk, a)
+	announceVia(t, f.tr, "198.51.100.1:1", f.pk, a)
+	if n := lookups() - before; n != 1 {
+		t.Fatalf("%d torrent lookups after a registry change, want 1", n)
+	}
+	// Removed from the catalog: refused, swarm untouched.
+	f.reg.removeTorrent(f.ih)
+	m := announceVia(t, f.tr, "198.51.100.2:1", f.pk, ann{ih: f.ih, id: peerID(2), port: 6882, left: 100, event: "started"})
+	if failure(m) != ErrUnregisteredTorrent.Error() {
+		t.Fatalf("announce of a removed torrent: %v", m)
+	}
+	if s, l, _ := f.tr.peers.Counts(f.ih); s != 0 || l != 1 {
+		t.Fatalf("swarm of the removed torrent: %d seeders, %d leechers; want 0 and 1", s, l)
+	}
+	// Registered again with another size: the new size applies (a 2 KiB
+	// torrent cannot download 128 MiB more).
+	f.reg.mu.Lock()
+	f.reg.torrents[f.ih] = model.TorrentRef{ID: f.ih, TotalSize: 2048}
+	f.reg.mu.Unlock()
+	f.reg.gen.Add(1)
+	f.tr.acct.take(0, numStatsShards, nil, nil)
+	a.down = 5 + 1<<27 // under the rate limit, over 2 KiB + JumpSlack
+	announceVia(t, f.tr, "198.51.100.1:1", f.pk, a)
+	if sz, ok := f.tr.peers.registered(f.ih, f.reg.TorrentGeneration()); !ok || sz != 2048 {
+		t.Fatalf("kept size %d %v, want 2048", sz, ok)
+	}
+	if fs := f.tr.acct.take(0, numStatsShards, nil, nil); len(fs.deltas) != 0 {
+		t.Fatalf("a download above the new size was counted: %+v", fs.deltas)
+	}
+	// The v2 hash of a hybrid is looked up every time.
+	before = lookups()
+	for i := range 3 {
+		announceVia(t, f.tr, "198.51.100.3:1", f.pk, ann{ih: f.v2, id: peerID(3), port: 6883, left: 1, down: uint64(i)})
+	}
+	if n := lookups() - before; n != 3 {
+		t.Fatalf("%d lookups for 3 announces of a v2 hash, want 3", n)
+	}
+}

@@ -126,9 +126,13 @@ type swarm struct {
 	seeders  int32
 	leechers int32
 	snatches uint32
-	peers    []peerRec
-	index    map[[20]byte]int32
-	v6       []peerAddr6
+	// regGen and totalSize: the torrent's size as the registry answered at
+	// generation regGen (0: never looked up here).
+	regGen    uint64
+	totalSize int64
+	peers     []peerRec
+	index     map[[20]byte]int32
+	v6        []peerAddr6
 }
 
 // addr6 returns the IPv6 address of r, a peer of sw that has one.
@@ -475,6 +479,9 @@ type localAnnounce struct {
 	// allocation per announce).
 	acct *accountant
 	rep  report
+	// regGen, when not 0, is the registry generation under which
+	// rep.torrent was looked up: the swarm keeps it (see registered).
+	regGen uint64
 }
 
 // swarmCounts are the numbers a tracker reports for a swarm.
@@ -546,6 +553,10 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 	if !a.stopped {
 		dst = sw.selectPeers(dst, a.id, a.seeder, a.family, a.numWant)
 	}
+	if a.regGen != 0 && (sw.regGen != a.regGen || sw.totalSize != a.rep.torrent.TotalSize) {
+		sw.regGen, sw.totalSize = a.regGen, a.rep.torrent.TotalSize
+		changed = true
+	}
 	c := swarmCounts{int(sw.seeders), int(sw.leechers), int(sw.snatches)}
 	if changed {
 		sh.put(h, &sw)
@@ -554,6 +565,19 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 		s.emit(ev)
 	}
 	return dst, c
+}
+
+// registered returns the total size of the torrent whose ID is h if its
+// swarm holds it under registry generation gen (see TorrentGenerations).
+func (s *PeerStore) registered(h model.InfoHash, gen uint64) (totalSize int64, ok bool) {
+	sh := s.shard(h)
+	sh.mu.Lock()
+	sw, ok := sh.swarms[h]
+	sh.mu.Unlock()
+	if !ok || gen == 0 || sw.regGen != gen {
+		return 0, false
+	}
+	return sw.totalSize, true
 }
 
 // Counts returns the seeders and leechers of swarm h, local and remote, and

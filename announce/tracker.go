@@ -38,6 +38,16 @@ type Registry interface {
 	ClientAllowed(peerID []byte) bool
 }
 
+// TorrentGenerations is what a Registry may also implement so the tracker
+// can skip most torrent lookups: TorrentGeneration returns a number, never
+// 0, that changes after every change of what TorrentByHash answers. The
+// tracker keeps the TorrentRef of a swarm in the swarm, with the number it
+// was looked up under, and looks it up again only once the number moved.
+// The swarm is read anyway, so an announce reads one table instead of two.
+type TorrentGenerations interface {
+	TorrentGeneration() uint64
+}
+
 // Errors an announce or scrape can fail with. Their text is what the client
 // shows its user.
 var (
@@ -71,6 +81,7 @@ type SwarmStats struct {
 type Tracker struct {
 	cfg    Config
 	reg    Registry
+	gens   TorrentGenerations // reg, if it implements it; else nil
 	commit StatsCommitter
 	log    *slog.Logger
 	debug  bool
@@ -120,9 +131,11 @@ func New(cfg Config, reg Registry, sc StatsCommitter, log *slog.Logger) (*Tracke
 	if err != nil {
 		return nil, fmt.Errorf("announce: %w", err)
 	}
+	gens, _ := reg.(TorrentGenerations)
 	t := &Tracker{
 		cfg:     cfg,
 		reg:     reg,
+		gens:    gens,
 		commit:  sc,
 		log:     log,
 		peers:   NewPeerStore(cfg.PeerTTL, cfg.RemotePeerTTL),

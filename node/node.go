@@ -246,6 +246,9 @@ func (n *Node) startServices(keys clusterkey.Ring) error {
 		proxies = append(proxies, netip.MustParsePrefix(p)) // validated in Config.Validate
 	}
 	var err error
+	// The store is the tracker's registry; its generation lets the
+	// tracker skip most torrent lookups.
+	var _ announce.TorrentGenerations = n.store
 	n.tracker, err = announce.New(announce.Config{
 		NodeID:         n.id,
 		QueuePath:      filepath.Join(cfg.DataDir, "stats-queue.db"),

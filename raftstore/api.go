@@ -340,6 +340,12 @@ func (s *Store) UserByPasskey(passkey string) (model.UserRef, bool) {
 	return s.fsm.idx.Load().userByPasskey(passkey)
 }
 
+// TorrentGeneration returns a number that changes (after the fact) whenever
+// the answers of TorrentByHash, UserByPasskey or ClientAllowed may have
+// changed; never 0. The tracker keeps a swarm's torrent beside it and looks
+// it up again only when the number moved.
+func (s *Store) TorrentGeneration() uint64 { return s.fsm.idxGen.Load() }
+
 // TorrentByHash returns the torrent a v1 hash or truncated v2 hash belongs to.
 func (s *Store) TorrentByHash(h model.InfoHash) (model.TorrentRef, bool) {
 	return s.fsm.idx.Load().torrentByHash(h)

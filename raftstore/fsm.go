@@ -100,6 +100,9 @@ type fsm struct {
 
 	applied atomic.Uint64
 	idx     atomic.Pointer[indexes]
+	// idxGen changes after every change of the indexes (never 0), so the
+	// tracker knows when a torrent lookup it kept may be stale.
+	idxGen atomic.Uint64
 	// halted is set when an entry from a newer version stopped applying.
 	halted atomic.Pointer[haltState]
 
@@ -183,6 +186,7 @@ func (f *fsm) reload() error {
 		return fmt.Errorf("rebuild indexes from %s: %w", f.path, err)
 	}
 	f.idx.Store(idx)
+	f.idxGen.Add(1)
 	f.setApplied(applied)
 	return nil
 }
@@ -284,6 +288,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 				op(ix)
 			}
 		})
+		f.idxGen.Add(1) // after the change: a reader of the new number sees it
 	}
 	f.setApplied(last)
 	if f.onApply != nil {

@@ -22,3 +22,42 @@ func TestSmoke(t *testing.T) {
 		t.Fatal(r, ok)
 	}
 }
+
+// TestTorrentGeneration: the number the tracker keeps torrent lookups
+// under moves with every change of the torrents (so a kept lookup is
+// never used after one) and stays put for stats batches (the commonest
+// entry: moving it would make the tracker look every torrent up again).
+func TestTorrentGeneration(t *testing.T) {
+	ctx := context.Background()
+	s := raftstoretest.Single(t)
+	u := model.User{ID: 1, Username: "alice", Email: "a@example.org", PasswordHash: "x", Passkey: "0123456789abcdef0123456789abcdef", Role: model.RoleAdmin, Enabled: true, Created: 1}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	g0 := s.TorrentGeneration()
+	if g0 == 0 {
+		t.Fatal("generation 0")
+	}
+	h := model.InfoHash{0xab, 1}
+	tr := model.Torrent{ID: h, InfoHashV1: h.String(), Name: "reads", Metainfo: []byte("d4:infode"),
+		Files: []model.File{{Path: "r.fastq", Length: 10}}, TotalSize: 10, Uploader: 1, Created: 1}
+	if err := s.PutTorrent(ctx, tr); err != nil {
+		t.Fatal(err)
+	}
+	g1 := s.TorrentGeneration()
+	if ref, ok := s.TorrentByHash(h); g1 == g0 || !ok || ref.TotalSize != 10 {
+		t.Fatalf("after PutTorrent: generation %d -> %d, lookup %+v %v", g0, g1, ref, ok)
+	}
+	if err := s.CommitStats(ctx, model.StatsBatch{NodeID: "n1", Seq: 1, Deltas: []model.StatsDelta{{UserID: 1, Torrent: h, Uploaded: 5}}}); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.TorrentGeneration(); g != g1 {
+		t.Fatalf("a stats batch moved the generation %d -> %d", g1, g)
+	}
+	if err := s.DeleteTorrent(ctx, h); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.TorrentByHash(h); s.TorrentGeneration() == g1 || ok {
+		t.Fatalf("after DeleteTorrent: generation still %d, lookup %v", g1, ok)
+	}
+}
