@@ -3,16 +3,12 @@ package announce
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
 	"time"
 	"unsafe"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // BEP 15 wire constants.
@@ -65,42 +61,22 @@ func (t *Tracker) newUDPState() *udpState {
 	}
 }
 
-// batchConn reads and writes several datagrams per system call (recvmmsg and
-// sendmmsg on Linux, one datagram per call elsewhere): an
-// golang.org/x/net/ipv4 or ipv6 PacketConn.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-func newBatchConn(conn *net.UDPConn) batchConn {
-	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() != nil {
-		return ipv4.NewPacketConn(conn)
-	}
-	return ipv6.NewPacketConn(conn) // also a dual-stack socket's IPv4 clients
-}
-
-// udpBatchBufs are one worker's datagram buffers: udpBatch received
-// datagrams and their answers.
-type udpBatchBufs struct {
-	in  []ipv4.Message // Buffers[0] is an udpBufSize slice of inBuf
-	out []ipv4.Message // Buffers[0] is set to each answer
-	// outBuf holds the answers of one batch, udpBufSize each.
-	inBuf, outBuf []byte
-}
-
-func newUDPBatchBufs() *udpBatchBufs {
-	b := &udpBatchBufs{
-		in:     make([]ipv4.Message, udpBatch),
-		out:    make([]ipv4.Message, udpBatch),
-		inBuf:  make([]byte, udpBatch*udpBufSize),
-		outBuf: make([]byte, udpBatch*udpBufSize),
-	}
-	for i := range b.in {
-		b.in[i].Buffers = [][]byte{b.inBuf[i*udpBufSize : (i+1)*udpBufSize : (i+1)*udpBufSize]}
-		b.out[i].Buffers = make([][]byte, 1)
-	}
-	return b
+// udpBatcher reads datagrams and writes their answers several per system
+// call (recvmmsg and sendmmsg on Linux). One worker owns one.
+type udpBatcher interface {
+	// read waits for datagrams and returns how many arrived (at most
+	// udpBatch); datagram(i) then returns the i-th.
+	read() (int, error)
+	// datagram returns the i-th datagram read and its sender; false for
+	// one not to answer (oversized, or from an address it cannot read).
+	datagram(i int) (pkt []byte, from netip.AddrPort, ok bool)
+	// reply queues msg as the answer to the sender of datagram i; msg
+	// must stay unchanged until send returns.
+	reply(i int, msg []byte)
+	// send writes the queued answers. One the kernel refuses (e.g. no
+	// route to its address) goes to refused and is skipped; the rest are
+	// still sent. It returns an error only when the socket is closed.
+	send(refused func(to netip.AddrPort, err error)) error
 }
 
 // ServeUDP answers BEP 15 connect, announce and scrape on conn until ctx is
@@ -117,10 +93,13 @@ func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 	unblock := func() { conn.SetReadDeadline(time.Unix(1, 0)) }
 	stop := context.AfterFunc(ctx, unblock)
 	defer stop()
-	bc := newBatchConn(conn)
 	errc := make(chan error, workers)
 	for range workers {
-		go func() { errc <- t.udpWorker(ctx, bc) }()
+		b, err := newUDPBatcher(conn)
+		if err != nil {
+			return fmt.Errorf("announce: %w", err)
+		}
+		go func() { errc <- t.udpWorker(ctx, b) }()
 	}
 	var first error
 	for range workers {
@@ -135,11 +114,11 @@ func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 	return first
 }
 
-func (t *Tracker) udpWorker(ctx context.Context, bc batchConn) error {
+func (t *Tracker) udpWorker(ctx context.Context, b udpBatcher) error {
 	st := t.newUDPState()
-	b := newUDPBatchBufs()
+	outBuf := make([]byte, udpBatch*udpBufSize) // the answers of one batch
 	for {
-		n, err := bc.ReadBatch(b.in, 0)
+		n, err := b.read()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -148,42 +127,29 @@ func (t *Tracker) udpWorker(ctx context.Context, bc batchConn) error {
 		}
 		answers := 0
 		now := t.now() // one clock read per batch: stamps are in seconds
-		for i := range b.in[:n] {
-			m := &b.in[i]
-			ua, ok := m.Addr.(*net.UDPAddr)
-			if !ok || m.N >= udpBufSize {
-				continue // oversized: not a tracker packet
-			}
-			st.out = b.outBuf[answers*udpBufSize : (answers+1)*udpBufSize : (answers+1)*udpBufSize]
-			resp := t.handleUDPAt(st, m.Buffers[0][:m.N], ua.AddrPort(), now)
-			if resp == nil {
+		for i := range n {
+			pkt, from, ok := b.datagram(i)
+			if !ok {
 				continue
 			}
-			w := &b.out[answers]
-			w.Buffers[0] = resp
-			w.Addr = m.Addr
-			answers++
+			st.out = outBuf[answers*udpBufSize : (answers+1)*udpBufSize : (answers+1)*udpBufSize]
+			if resp := t.handleUDPAt(st, pkt, from, now); resp != nil {
+				b.reply(i, resp)
+				answers++
+			}
 		}
-		t.udpSend(bc, b.out[:answers])
+		if err := b.send(t.udpRefused); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("announce: udp write: %w", err)
+		}
 	}
 }
 
-// udpSend writes the answers in ms, as many per system call as the socket
-// takes. A datagram the kernel refuses (e.g. no route to its address) is
-// logged and skipped; the rest are still sent.
-func (t *Tracker) udpSend(bc batchConn, ms []ipv4.Message) {
-	for len(ms) > 0 {
-		n, err := bc.WriteBatch(ms, 0)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			t.log.Debug("udp write failed", "to", ms[0].Addr, "err", err)
-			ms = ms[1:] // sendmmsg fails only on its first datagram
-			continue
-		}
-		ms = ms[max(n, 1):] // never 0 without an error; guard the loop anyway
-	}
+// udpRefused logs an answer the kernel would not send.
+func (t *Tracker) udpRefused(to netip.AddrPort, err error) {
+	t.log.Debug("udp write failed", "to", to, "err", err)
 }
 
 // handleUDP answers one datagram from `from`; nil means drop it. The answer
