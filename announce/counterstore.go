@@ -1,5 +1,7 @@
 package announce
 
+import "math"
+
 // counterStore is one accountant shard's peer counters: one dense array of
 // records and one index map keyed by (torrent, peer_id), so an announce does
 // one map lookup and updates its record in place. The map's key and value
@@ -14,7 +16,7 @@ package announce
 // concurrent use: the shard's lock guards it.
 //
 // The deltas counted since the last flush sit in the record of the peer
-// that reported them (counterSlot.pend), added up per (user, torrent) only
+// that reported them (counterSlot.unf), added up per (user, torrent) only
 // when the flush takes them: an announce then touches one record, not a
 // record and a map entry. Deltas with no record to sit in (an others
 // entry's, a deleted record's, a failed flush's) wait in spill.
@@ -23,7 +25,7 @@ type counterStore struct {
 	recs   []counterSlot
 	others map[counterKey]counterRec
 	// dirty lists the positions in recs of the records changed since the
-	// last flush (counterSlot.dirty). A record that moves (del) is listed
+	// last flush (unflushed.dirty). A record that moves (del) is listed
 	// again at its new position; takeDirty skips positions whose record is
 	// not dirty, so stale and repeated positions are harmless.
 	dirty []int32
@@ -32,13 +34,24 @@ type counterStore struct {
 	spill       map[sumKey]sums
 }
 
+// counterSlot is 128 bytes, so a record sits in two cache lines of the
+// page-aligned array; an announce reads the first (user, pk) and writes
+// both (c, unf).
 type counterSlot struct {
-	user  uint64
-	c     counterRec
-	pend  sums // deltas of this record not yet flushed
-	pk    peerKey
-	dirty bool
+	user uint64
+	pk   peerKey
+	c    counterRec
+	unf  unflushed
 }
+
+// unflushed is what a record holds for the next flush.
+type unflushed struct {
+	up, down uint64 // deltas counted since the last flush
+	snatches uint32
+	dirty    bool // c changed since the last flush
+}
+
+func (u *unflushed) deltas() sums { return sums{u.up, u.down, uint64(u.snatches)} }
 
 func newCounterStore() counterStore {
 	return counterStore{idx: map[peerKey]int32{}, others: map[counterKey]counterRec{},
@@ -47,8 +60,8 @@ func newCounterStore() counterStore {
 
 // listDirty marks recs[i] changed since the last flush.
 func (s *counterStore) listDirty(i int32) {
-	if r := &s.recs[i]; !r.dirty {
-		r.dirty = true
+	if r := &s.recs[i]; !r.unf.dirty {
+		r.unf.dirty = true
 		s.dirty = append(s.dirty, i)
 	}
 }
@@ -63,12 +76,19 @@ func (s *counterStore) addPending(i int32, k counterKey, d sums) {
 	if i < 0 {
 		i = s.find(k, -1)
 	}
-	if i < 0 {
+	r := (*counterSlot)(nil)
+	if i >= 0 {
+		r = &s.recs[i]
+	}
+	// A record holds a few snatches at most (one per peer between
+	// flushes); anything that would not fit waits in spill.
+	if r == nil || d.snatches > math.MaxUint32-uint64(r.unf.snatches) {
 		s.addSpill(sumKey{k.user, k.torrent}, d)
 		return
 	}
-	r := &s.recs[i]
-	r.pend.add(d)
+	r.unf.up += d.up
+	r.unf.down += d.down
+	r.unf.snatches += uint32(d.snatches)
 	s.listDirty(i)
 }
 
@@ -87,7 +107,7 @@ func (s *counterStore) pending(k sumKey) sums {
 	v := s.spill[k]
 	for i := range s.recs {
 		if r := &s.recs[i]; r.user == k.user && r.pk.torrent == k.torrent {
-			v.add(r.pend)
+			v.add(r.unf.deltas())
 		}
 	}
 	return v
@@ -169,10 +189,10 @@ func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) int32 {
 		r := &s.recs[i]
 		moved := counterKey{r.user, k.torrent, k.peer}
 		s.others[moved] = r.c
-		if r.dirty {
+		if r.unf.dirty {
 			s.othersDirty[moved] = struct{}{}
 		}
-		s.addSpill(sumKey{r.user, k.torrent}, r.pend)
+		s.addSpill(sumKey{r.user, k.torrent}, r.unf.deltas())
 		dirty = s.fromOthers(k) || dirty
 		*r = counterSlot{user: k.user, pk: pk}
 	case !ok && own:
@@ -231,12 +251,12 @@ func (s *counterStore) del(k counterKey) bool {
 		}
 		return false
 	}
-	s.addSpill(sumKey{k.user, k.torrent}, s.recs[i].pend)
+	s.addSpill(sumKey{k.user, k.torrent}, s.recs[i].unf.deltas())
 	last := int32(len(s.recs) - 1)
 	if i != last {
 		s.recs[i] = s.recs[last]
 		s.idx[s.recs[i].pk] = i
-		if s.recs[i].dirty {
+		if s.recs[i].unf.dirty {
 			s.dirty = append(s.dirty, i) // its listed position is stale
 		}
 	}
@@ -282,16 +302,16 @@ func (s *counterStore) takeDirty(put func(k counterKey, c counterRec), pend func
 			continue
 		}
 		r := &s.recs[i]
-		if !r.dirty {
+		if !r.unf.dirty {
 			continue
 		}
-		r.dirty = false
+		r.unf.dirty = false
 		if put != nil {
 			put(counterKey{r.user, r.pk.torrent, r.pk.peer}, r.c)
 		}
-		if r.pend != (sums{}) {
-			pend(sumKey{r.user, r.pk.torrent}, r.pend)
-			r.pend = sums{}
+		if d := r.unf.deltas(); d != (sums{}) {
+			pend(sumKey{r.user, r.pk.torrent}, d)
+			r.unf = unflushed{}
 		}
 	}
 	s.dirty = s.dirty[:0]

@@ -484,7 +484,7 @@ func TestStatsExactUnderChaos(t *testing.T) {
 		sh.mu.Lock()
 		unflushed += len(sh.counters.spill)
 		for _, r := range sh.counters.recs {
-			if r.pend != (sums{}) {
+			if r.unf.deltas() != (sums{}) {
 				unflushed++
 			}
 		}
