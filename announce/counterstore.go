@@ -21,7 +21,7 @@ import "math"
 // record and a map entry. Deltas with no record to sit in (an others
 // entry's, a deleted record's, a failed flush's) wait in spill.
 type counterStore struct {
-	idx    map[peerKey]int32
+	idx    counterIndex
 	recs   []counterSlot
 	others map[counterKey]counterRec
 	// dirty lists the positions in recs of the records changed since the
@@ -54,7 +54,7 @@ type unflushed struct {
 func (u *unflushed) deltas() sums { return sums{u.up, u.down, uint64(u.snatches)} }
 
 func newCounterStore() counterStore {
-	return counterStore{idx: map[peerKey]int32{}, others: map[counterKey]counterRec{},
+	return counterStore{idx: newCounterIndex(), others: map[counterKey]counterRec{},
 		othersDirty: map[counterKey]struct{}{}, spill: map[sumKey]sums{}}
 }
 
@@ -113,9 +113,15 @@ func (s *counterStore) pending(k sumKey) sums {
 	return v
 }
 
+// lookup returns the position of pk's record, or -1.
+func (s *counterStore) lookup(pk peerKey) int32 {
+	i, _ := s.idx.find(&pk, s.recs)
+	return i
+}
+
 func (s *counterStore) slot(k counterKey) *counterSlot {
-	i, ok := s.idx[peerKey{k.torrent, k.peer}]
-	if !ok || s.recs[i].user != k.user {
+	i := s.lookup(peerKey{k.torrent, k.peer})
+	if i < 0 || s.recs[i].user != k.user {
 		return nil
 	}
 	return &s.recs[i]
@@ -142,8 +148,8 @@ func (s *counterStore) find(k counterKey, hint int32) int32 {
 	if hint >= 0 && int(hint) < len(s.recs) && s.recs[hint].user == k.user && s.recs[hint].pk == pk {
 		return hint
 	}
-	i, ok := s.idx[pk]
-	if !ok || s.recs[i].user != k.user {
+	i := s.lookup(pk)
+	if i < 0 || s.recs[i].user != k.user {
 		return -1
 	}
 	return i
@@ -168,8 +174,8 @@ func (s *counterStore) update(i int32, c counterRec) {
 
 // owner returns the user whose counters of (torrent, peer) were created last.
 func (s *counterStore) owner(pk peerKey) (uint64, bool) {
-	i, ok := s.idx[pk]
-	if !ok {
+	i := s.lookup(pk)
+	if i < 0 {
 		return 0, false
 	}
 	return s.recs[i].user, true
@@ -181,7 +187,8 @@ func (s *counterStore) owner(pk peerKey) (uint64, bool) {
 // counters went to the others map.
 func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) int32 {
 	pk := peerKey{k.torrent, k.peer}
-	i, ok := s.idx[pk]
+	i := s.lookup(pk)
+	ok := i >= 0
 	switch {
 	case ok && s.recs[i].user == k.user:
 	case ok && own:
@@ -199,7 +206,7 @@ func (s *counterStore) set(k counterKey, c counterRec, own, dirty bool) int32 {
 		dirty = s.fromOthers(k) || dirty
 		i = int32(len(s.recs))
 		s.recs = append(s.recs, counterSlot{user: k.user, pk: pk})
-		s.idx[pk] = i
+		s.idx.insert(&pk, i)
 	default:
 		s.others[k] = c
 		if dirty {
@@ -242,8 +249,8 @@ func (s *counterStore) markDirty(k counterKey) {
 // unflushed deltas go to spill.
 func (s *counterStore) del(k counterKey) bool {
 	pk := peerKey{k.torrent, k.peer}
-	i, ok := s.idx[pk]
-	if !ok || s.recs[i].user != k.user {
+	i, slot := s.idx.find(&pk, s.recs)
+	if i < 0 || s.recs[i].user != k.user {
 		if _, ok := s.others[k]; ok {
 			delete(s.others, k)
 			delete(s.othersDirty, k)
@@ -254,15 +261,16 @@ func (s *counterStore) del(k counterKey) bool {
 	s.addSpill(sumKey{k.user, k.torrent}, s.recs[i].unf.deltas())
 	last := int32(len(s.recs) - 1)
 	if i != last {
+		_, lastSlot := s.idx.find(&s.recs[last].pk, s.recs)
+		s.idx.move(lastSlot, i)
 		s.recs[i] = s.recs[last]
-		s.idx[s.recs[i].pk] = i
 		if s.recs[i].unf.dirty {
 			s.dirty = append(s.dirty, i) // its listed position is stale
 		}
 	}
 	s.recs[last] = counterSlot{}
 	s.recs = s.recs[:last]
-	delete(s.idx, pk)
+	s.idx.remove(slot)
 	if cap(s.recs) > 64 && len(s.recs) < cap(s.recs)/4 {
 		s.recs = append([]counterSlot(nil), s.recs...) // give back memory after a mass expiry
 	}
