@@ -56,8 +56,13 @@ const (
 	// Counter log record kinds.
 	logPut byte = 1
 	logDel byte = 2
-	// logRecordsPerSegment bounds one counter log value (about 1 MB).
-	logRecordsPerSegment = 10_000
+	// segmentBytes bounds one counter log value. bbolt writes a value
+	// larger than a page into a buffer it allocates at every commit (and
+	// the garbage collector then frees): 1 MB segments made the queue most
+	// of the tracker's allocation. A leaf node of up to four values this
+	// size fits one 4 KiB page, which bbolt takes from its pool. So a
+	// segment is 10 counters or 20 deletions.
+	segmentBytes = 980
 	// compactMin is the least length of a shard's log that is ever
 	// compacted.
 	compactMin = 2_000
@@ -333,8 +338,12 @@ func dropShardLog(lb *bolt.Bucket, shard int) error {
 	return nil
 }
 
-// logPutLen is the length of a put record in the log.
-const logPutLen = 1 + counterKeyLen + counterValLen
+// Lengths of the log's records, and the deletions a segment holds.
+const (
+	logPutLen         = 1 + counterKeyLen + counterValLen
+	logDelLen         = 1 + counterKeyLen
+	logDelsPerSegment = segmentBytes / logDelLen
+)
 
 // appendPut appends the log record of k's counters c to b.
 func appendPut(b []byte, k counterKey, c counterRec) []byte {
@@ -349,7 +358,7 @@ func logBytes(p *logPart) int {
 	if p.full {
 		return 0
 	}
-	return len(p.dels) * (1 + counterKeyLen)
+	return len(p.dels) * logDelLen
 }
 
 // appendLog writes the counter changes of p as segments of its shard's log
@@ -361,6 +370,9 @@ func logBytes(p *logPart) int {
 func appendLog(tx *bolt.Tx, p *logPart, arena *[]byte, pc *pace.Pacer) (records int, err error) {
 	meta := tx.Bucket(bucketMeta)
 	lb := tx.Bucket(bucketShardLog)
+	// Fill pages whole: four segments to a page, not two. Most segments
+	// are appended at the end of their shard's range of keys.
+	lb.FillPercent = 1.0
 	if p.full {
 		if err := dropShardLog(lb, p.shard); err != nil {
 			return 0, err
@@ -390,7 +402,7 @@ func appendLog(tx *bolt.Tx, p *logPart, arena *[]byte, pc *pace.Pacer) (records 
 		return a[len(a) : len(a) : len(a)+n]
 	}
 	for rest := p.puts; len(rest) > 0; {
-		cut := min(len(rest), logRecordsPerSegment*logPutLen)
+		cut := min(len(rest), segmentBytes/logPutLen*logPutLen)
 		seg, n = rest[:cut:cut], cut/logPutLen
 		rest = rest[cut:]
 		pc.StepN(n)
@@ -401,11 +413,11 @@ func appendLog(tx *bolt.Tx, p *logPart, arena *[]byte, pc *pace.Pacer) (records 
 	if !p.full {
 		for i := range p.dels {
 			if seg == nil {
-				seg = carve(min(len(p.dels)-i, logRecordsPerSegment) * (1 + counterKeyLen))
+				seg = carve(min(len(p.dels)-i, logDelsPerSegment) * logDelLen)
 			}
 			seg = append(seg, logDel)
 			seg = appendCounterKey(seg, p.dels[i])
-			if n++; n == logRecordsPerSegment {
+			if n++; n == logDelsPerSegment {
 				if err := put(); err != nil {
 					return 0, err
 				}

@@ -668,10 +668,11 @@ func TestCounterLogReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[counterKey]counterRec{}
+	const manyRecords = 10_000 // a few thousand segments
 	// Keys 0-19,999 are all in shard 5 (several segments); the rest spread.
 	key := func(i int) counterKey {
 		h := model.InfoHash{byte(i), byte(i >> 8), byte(i >> 16)}
-		if i < 2*logRecordsPerSegment {
+		if i < 2*manyRecords {
 			h[0] = 5
 		}
 		return counterKey{user: uint64(i%7 + 1), torrent: h, peer: peerID(i)}
@@ -737,7 +738,7 @@ func TestCounterLogReplay(t *testing.T) {
 	// Two flushes: many puts (several segments in shard 5), then updates
 	// and deletes, one of them of a legacy counter.
 	var puts []counterPut
-	for i := range 2*logRecordsPerSegment + 200 {
+	for i := range 2*manyRecords + 200 {
 		c := counterRec{up: uint64(i), down: 2 * uint64(i), updated: int64(i), leeching: i%2 == 0}
 		puts = append(puts, counterPut{key(i), c})
 		want[key(i)] = c
@@ -748,7 +749,7 @@ func TestCounterLogReplay(t *testing.T) {
 	}
 	puts = nil
 	var dels []counterKey
-	for i := 2*logRecordsPerSegment - 150; i < 2*logRecordsPerSegment+150; i += 3 {
+	for i := 2*manyRecords - 150; i < 2*manyRecords+150; i += 3 {
 		c := counterRec{up: 1e9 + uint64(i), updated: 7, completed: true}
 		puts = append(puts, counterPut{key(i), c})
 		want[key(i)] = c
@@ -765,7 +766,7 @@ func TestCounterLogReplay(t *testing.T) {
 	if got := load(); !maps.Equal(got, want) {
 		t.Fatalf("after restart: %d counters, want %d", len(got), len(want))
 	}
-	if q.legacyRecords != 3 || q.logRecords[5] != recs5 || recs5 < 2*logRecordsPerSegment+100 {
+	if q.legacyRecords != 3 || q.logRecords[5] != recs5 || recs5 < 2*manyRecords+100 {
 		t.Fatalf("log records: %d legacy, %d in shard 5", q.legacyRecords, q.logRecords[5])
 	}
 	live5 := 0

@@ -117,6 +117,7 @@ func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 func (t *Tracker) udpWorker(ctx context.Context, b udpBatcher) error {
 	st := t.newUDPState()
 	outBuf := make([]byte, udpBatch*udpBufSize) // the answers of one batch
+	refused := t.udpRefused // made once: a method value allocates
 	for {
 		n, err := b.read()
 		if err != nil {
@@ -138,7 +139,7 @@ func (t *Tracker) udpWorker(ctx context.Context, b udpBatcher) error {
 				answers++
 			}
 		}
-		if err := b.send(t.udpRefused); err != nil {
+		if err := b.send(refused); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
