@@ -117,7 +117,7 @@ func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 func (t *Tracker) udpWorker(ctx context.Context, b udpBatcher) error {
 	st := t.newUDPState()
 	outBuf := make([]byte, udpBatch*udpBufSize) // the answers of one batch
-	refused := t.udpRefused // made once: a method value allocates
+	refused := t.udpRefused                     // made once: a method value allocates
 	for {
 		n, err := b.read()
 		if err != nil {
