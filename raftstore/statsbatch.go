@@ -101,24 +101,47 @@ func groupStats(b *model.StatsBatch) *statsBatchCmd {
 		users = slices.Compact(users)
 	}
 	c.Users = users
-	// Deltas ordered by (torrent, user).
+	// Deltas ordered by (torrent, user). Most comparisons are settled by
+	// the hash's first 8 bytes read as one number.
 	type entry struct {
-		hash model.InfoHash
-		d    userDelta
+		prefix uint64
+		hash   model.InfoHash
+		d      userDelta
 	}
 	es := make([]entry, len(b.Deltas))
+	u := 0
 	for i, d := range b.Deltas {
-		u, _ := slices.BinarySearch(users, d.UserID)
-		es[i] = entry{d.Torrent, userDelta{User: uint32(u), Up: d.Uploaded, Down: d.Downloaded, Snatches: d.Snatches}}
+		if sortedByUser {
+			if users[u] != d.UserID {
+				u++
+			}
+		} else {
+			u, _ = slices.BinarySearch(users, d.UserID)
+		}
+		es[i] = entry{binary.BigEndian.Uint64(d.Torrent[:8]), d.Torrent,
+			userDelta{User: uint32(u), Up: d.Uploaded, Down: d.Downloaded, Snatches: d.Snatches}}
 	}
 	slices.SortFunc(es, func(x, y entry) int {
-		if c := bytes.Compare(x.hash[:], y.hash[:]); c != 0 {
+		if x.prefix != y.prefix {
+			return cmp.Compare(x.prefix, y.prefix)
+		}
+		if c := bytes.Compare(x.hash[8:], y.hash[8:]); c != 0 {
 			return c
 		}
 		return cmp.Compare(x.d.User, y.d.User)
 	})
-	flat := make([]userDelta, 0, len(es))
-	starts := make([]int, 0, len(es))
+	nt, nd := 0, 0
+	for i, e := range es {
+		if i == 0 || e.hash != es[i-1].hash {
+			nt++
+			nd++
+		} else if e.d.User != es[i-1].d.User {
+			nd++
+		}
+	}
+	c.Torrents = make([]torrentDeltas, 0, nt)
+	flat := make([]userDelta, 0, nd)
+	starts := make([]int, 0, nt)
 	for i, e := range es {
 		if i > 0 && e.hash == es[i-1].hash && e.d.User == es[i-1].d.User {
 			last := &flat[len(flat)-1]
