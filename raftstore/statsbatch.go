@@ -101,14 +101,14 @@ func groupStats(b *model.StatsBatch) *statsBatchCmd {
 		users = slices.Compact(users)
 	}
 	c.Users = users
-	// Deltas ordered by (torrent, user). Most comparisons are settled by
-	// the hash's first 8 bytes read as one number.
-	type entry struct {
+	// Deltas ordered by (torrent, user), sorted as small keys: the hash's
+	// first 8 bytes read as one number settle most comparisons.
+	type key struct {
 		prefix uint64
-		hash   model.InfoHash
-		d      userDelta
+		user   uint32
+		i      int32 // index in b.Deltas
 	}
-	es := make([]entry, len(b.Deltas))
+	keys := make([]key, len(b.Deltas))
 	u := 0
 	for i, d := range b.Deltas {
 		if sortedByUser {
@@ -118,43 +118,46 @@ func groupStats(b *model.StatsBatch) *statsBatchCmd {
 		} else {
 			u, _ = slices.BinarySearch(users, d.UserID)
 		}
-		es[i] = entry{binary.BigEndian.Uint64(d.Torrent[:8]), d.Torrent,
-			userDelta{User: uint32(u), Up: d.Uploaded, Down: d.Downloaded, Snatches: d.Snatches}}
+		keys[i] = key{binary.BigEndian.Uint64(d.Torrent[:8]), uint32(u), int32(i)}
 	}
-	slices.SortFunc(es, func(x, y entry) int {
+	slices.SortFunc(keys, func(x, y key) int {
 		if x.prefix != y.prefix {
 			return cmp.Compare(x.prefix, y.prefix)
 		}
-		if c := bytes.Compare(x.hash[8:], y.hash[8:]); c != 0 {
+		if c := bytes.Compare(b.Deltas[x.i].Torrent[8:], b.Deltas[y.i].Torrent[8:]); c != 0 {
 			return c
 		}
-		return cmp.Compare(x.d.User, y.d.User)
+		return cmp.Compare(x.user, y.user)
 	})
+	// Deltas of one (user, torrent) are added up into one.
+	hash := func(k key) *model.InfoHash { return &b.Deltas[k.i].Torrent }
 	nt, nd := 0, 0
-	for i, e := range es {
-		if i == 0 || e.hash != es[i-1].hash {
+	for i, k := range keys {
+		if i == 0 || *hash(k) != *hash(keys[i-1]) {
 			nt++
 			nd++
-		} else if e.d.User != es[i-1].d.User {
+		} else if k.user != keys[i-1].user {
 			nd++
 		}
 	}
 	c.Torrents = make([]torrentDeltas, 0, nt)
 	flat := make([]userDelta, 0, nd)
 	starts := make([]int, 0, nt)
-	for i, e := range es {
-		if i > 0 && e.hash == es[i-1].hash && e.d.User == es[i-1].d.User {
+	for i, k := range keys {
+		d := &b.Deltas[k.i]
+		newTorrent := i == 0 || *hash(k) != *hash(keys[i-1])
+		if !newTorrent && k.user == keys[i-1].user {
 			last := &flat[len(flat)-1]
-			last.Up += e.d.Up
-			last.Down += e.d.Down
-			last.Snatches += e.d.Snatches
+			last.Up += d.Uploaded
+			last.Down += d.Downloaded
+			last.Snatches += d.Snatches
 			continue
 		}
-		if i == 0 || e.hash != es[i-1].hash {
-			c.Torrents = append(c.Torrents, torrentDeltas{Hash: e.hash})
+		if newTorrent {
+			c.Torrents = append(c.Torrents, torrentDeltas{Hash: d.Torrent})
 			starts = append(starts, len(flat))
 		}
-		flat = append(flat, e.d)
+		flat = append(flat, userDelta{User: k.user, Up: d.Uploaded, Down: d.Downloaded, Snatches: d.Snatches})
 	}
 	for i := range c.Torrents {
 		end := len(flat)
