@@ -410,7 +410,11 @@ var ErrNewerCommand = fmt.Errorf("%w (written by a newer seedbank version)", Err
 var newerCommand atomic.Pointer[func(typ string) command]
 
 // decodeCommand parses and re-validates a log entry.
-func decodeCommand(data []byte) (command, error) {
+func decodeCommand(data []byte) (command, error) { return decodeCommandInto(data, nil) }
+
+// decodeCommandInto is decodeCommand that decodes a binary stats batch
+// into buf's arrays if buf is not nil (see decodeStatsBatch).
+func decodeCommandInto(data []byte, buf *statsBuffers) (command, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("empty command: %w", ErrUnknownCommand)
 	}
@@ -418,7 +422,7 @@ func decodeCommand(data []byte) (command, error) {
 		if len(data) > MaxCommandBytes {
 			return nil, invalid("command", "over the %d byte limit", MaxCommandBytes)
 		}
-		return decodeBinary(data)
+		return decodeBinary(data, buf)
 	}
 	if data[0] != commandVersion {
 		return nil, fmt.Errorf("command encoding version %d, this node knows %d: %w", data[0], commandVersion, ErrNewerCommand)

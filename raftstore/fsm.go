@@ -111,6 +111,10 @@ type fsm struct {
 	waitMu    sync.Mutex
 	appliedCh chan struct{}
 
+	// stats holds buffers reused by stats batch applies; used only inside
+	// the write transaction of ApplyBatch.
+	stats statsBuffers
+
 	// onApply, when set, is told about each applied entry's changes after
 	// commit (for example to feed a search index). It must not block.
 	onApply func(Change)
@@ -234,6 +238,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	var idxOps []func(*indexes)
 	last := f.applied.Load()
 	err := f.db.Update(func(tx *bolt.Tx) error {
+		f.stats.startTx()
 		for i, l := range logs {
 			if l.Index <= last {
 				results[i] = &applyResult{}
@@ -244,7 +249,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 				results[i] = &applyResult{}
 				continue
 			}
-			c, err := decodeCommand(l.Data)
+			c, err := decodeCommandInto(l.Data, &f.stats)
 			if errors.Is(err, ErrNewerCommand) {
 				// Nodes of different versions would not decode these
 				// bytes alike: stop applying here, before this entry,
@@ -263,7 +268,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 				results[i] = &applyResult{Err: err}
 				continue
 			}
-			a := &applier{tx: tx, change: Change{Index: l.Index, Type: c.typeName()}}
+			a := &applier{tx: tx, stats: &f.stats, change: Change{Index: l.Index, Type: c.typeName()}}
 			aerr := a.apply(c)
 			if aerr != nil {
 				// Roll back only this entry's writes: apply checks
@@ -421,6 +426,7 @@ func getU64(b []byte) uint64 {
 // its conditions before the first write, so a refused command writes nothing.
 type applier struct {
 	tx     *bolt.Tx
+	stats  *statsBuffers // nil: allocate
 	idxOps []func(*indexes)
 	change Change
 }

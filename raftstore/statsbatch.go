@@ -101,37 +101,63 @@ func groupStats(b *model.StatsBatch) *statsBatchCmd {
 		users = slices.Compact(users)
 	}
 	c.Users = users
-	// Deltas ordered by (torrent, user).
-	type entry struct {
-		hash model.InfoHash
-		d    userDelta
+	// Deltas ordered by (torrent, user), sorted as small keys: the hash's
+	// first 8 bytes read as one number settle most comparisons.
+	type key struct {
+		prefix uint64
+		user   uint32
+		i      int32 // index in b.Deltas
 	}
-	es := make([]entry, len(b.Deltas))
+	keys := make([]key, len(b.Deltas))
+	u := 0
 	for i, d := range b.Deltas {
-		u, _ := slices.BinarySearch(users, d.UserID)
-		es[i] = entry{d.Torrent, userDelta{User: uint32(u), Up: d.Uploaded, Down: d.Downloaded, Snatches: d.Snatches}}
+		if sortedByUser {
+			if users[u] != d.UserID {
+				u++
+			}
+		} else {
+			u, _ = slices.BinarySearch(users, d.UserID)
+		}
+		keys[i] = key{binary.BigEndian.Uint64(d.Torrent[:8]), uint32(u), int32(i)}
 	}
-	slices.SortFunc(es, func(x, y entry) int {
-		if c := bytes.Compare(x.hash[:], y.hash[:]); c != 0 {
+	slices.SortFunc(keys, func(x, y key) int {
+		if x.prefix != y.prefix {
+			return cmp.Compare(x.prefix, y.prefix)
+		}
+		if c := bytes.Compare(b.Deltas[x.i].Torrent[8:], b.Deltas[y.i].Torrent[8:]); c != 0 {
 			return c
 		}
-		return cmp.Compare(x.d.User, y.d.User)
+		return cmp.Compare(x.user, y.user)
 	})
-	flat := make([]userDelta, 0, len(es))
-	starts := make([]int, 0, len(es))
-	for i, e := range es {
-		if i > 0 && e.hash == es[i-1].hash && e.d.User == es[i-1].d.User {
+	// Deltas of one (user, torrent) are added up into one.
+	hash := func(k key) *model.InfoHash { return &b.Deltas[k.i].Torrent }
+	nt, nd := 0, 0
+	for i, k := range keys {
+		if i == 0 || *hash(k) != *hash(keys[i-1]) {
+			nt++
+			nd++
+		} else if k.user != keys[i-1].user {
+			nd++
+		}
+	}
+	c.Torrents = make([]torrentDeltas, 0, nt)
+	flat := make([]userDelta, 0, nd)
+	starts := make([]int, 0, nt)
+	for i, k := range keys {
+		d := &b.Deltas[k.i]
+		newTorrent := i == 0 || *hash(k) != *hash(keys[i-1])
+		if !newTorrent && k.user == keys[i-1].user {
 			last := &flat[len(flat)-1]
-			last.Up += e.d.Up
-			last.Down += e.d.Down
-			last.Snatches += e.d.Snatches
+			last.Up += d.Uploaded
+			last.Down += d.Downloaded
+			last.Snatches += d.Snatches
 			continue
 		}
-		if i == 0 || e.hash != es[i-1].hash {
-			c.Torrents = append(c.Torrents, torrentDeltas{Hash: e.hash})
+		if newTorrent {
+			c.Torrents = append(c.Torrents, torrentDeltas{Hash: d.Torrent})
 			starts = append(starts, len(flat))
 		}
-		flat = append(flat, e.d)
+		flat = append(flat, userDelta{User: k.user, Up: d.Uploaded, Down: d.Downloaded, Snatches: d.Snatches})
 	}
 	for i := range c.Torrents {
 		end := len(flat)
@@ -300,23 +326,35 @@ func (r *statsReader) bytes(what string, n int) []byte {
 }
 
 // decodeStatsBatch parses the body of a binary stats batch (after its two
-// leading bytes) and validates it.
-func decodeStatsBatch(body []byte) (*statsBatchCmd, error) {
+// leading bytes) and validates it. With a buf it decodes into buf's arrays
+// (the command itself included), valid until buf is used again; a nil buf
+// allocates.
+func decodeStatsBatch(body []byte, buf *statsBuffers) (*statsBatchCmd, error) {
 	r := &statsReader{b: body}
 	c := &statsBatchCmd{}
+	var users []uint64
+	var torrents []torrentDeltas
+	var flat []userDelta
+	if buf != nil {
+		c = &buf.cmd
+		*c = statsBatchCmd{}
+		users, torrents, flat = buf.users, buf.torrents, buf.deltas[:0]
+	}
 	c.NodeID = string(r.bytes("node id", r.count("node id bytes", 1)))
 	c.Seq = r.uvarint("seq")
 	if nu := r.count("users", 1); nu > 0 {
-		c.Users = make([]uint64, nu)
+		c.Users = grow(users, nu)
 		for i := range c.Users {
 			c.Users[i] = r.uvarint("user id")
 		}
 	}
 	// A torrent takes at least 25 bytes (hash, count, one 4-byte delta).
 	if nt := r.count("torrents", 25); nt > 0 {
-		c.Torrents = make([]torrentDeltas, nt)
-		// Deltas share one array; each takes at least 4 bytes.
-		flat := make([]userDelta, 0, len(r.b)/4)
+		c.Torrents = grow(torrents, nt)
+		if flat == nil {
+			// Each delta takes at least 4 bytes; most take far more.
+			flat = make([]userDelta, 0, len(r.b)/16)
+		}
 		for i := range c.Torrents {
 			t := &c.Torrents[i]
 			copy(t.Hash[:], r.bytes("torrent hash", len(t.Hash)))
@@ -334,6 +372,17 @@ func decodeStatsBatch(body []byte) (*statsBatchCmd, error) {
 				break
 			}
 		}
+		// flat may have moved while it grew: point every torrent at
+		// its final array.
+		n := 0
+		for i := range c.Torrents {
+			d := len(c.Torrents[i].Deltas)
+			c.Torrents[i].Deltas = flat[n : n+d : n+d]
+			n += d
+		}
+	}
+	if buf != nil {
+		buf.users, buf.torrents, buf.deltas = c.Users, c.Torrents, flat
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -347,14 +396,78 @@ func decodeStatsBatch(body []byte) (*statsBatchCmd, error) {
 	return c, nil
 }
 
-// decodeBinary parses a log entry of binaryVersion.
-func decodeBinary(data []byte) (command, error) {
+// grow returns s resliced to n items, or a new slice if s is too short.
+// The items are not cleared.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// statsBuffers are the arrays that decoding and applying a stats batch
+// use, kept by the FSM from one entry to the next so that a batch of
+// thousands of deltas allocates next to nothing. The FSM uses them only
+// inside its bbolt write transaction, so one apply at a time.
+type statsBuffers struct {
+	cmd      statsBatchCmd
+	users    []uint64
+	torrents []torrentDeltas
+	deltas   []userDelta
+	sums     []model.Stats
+	put      []int32
+	// vals holds the values put in the current transaction: bbolt keeps
+	// the slices it is given until the commit, so vals only grows during
+	// a transaction (a grown copy leaves the old array to bbolt) and is
+	// emptied when the next one starts (startTx).
+	vals []byte
+}
+
+// Buffers bigger than these are dropped after a transaction rather than
+// kept: a rare huge batch should not pin its memory for good. A flush of
+// 20,000 deltas fits.
+const (
+	keepDeltas = 1 << 16
+	keepVals   = 24 << 16
+)
+
+// startTx makes buf ready for a new write transaction.
+func (buf *statsBuffers) startTx() {
+	buf.vals = buf.vals[:0]
+	if cap(buf.vals) > keepVals {
+		buf.vals = nil
+	}
+	if cap(buf.deltas) > keepDeltas {
+		buf.deltas = nil
+	}
+	if cap(buf.torrents) > keepDeltas {
+		buf.torrents = nil
+	}
+	if cap(buf.users) > keepDeltas {
+		buf.users, buf.sums = nil, nil
+	}
+	if cap(buf.put) > keepDeltas {
+		buf.put = nil
+	}
+	buf.cmd = statsBatchCmd{}
+}
+
+// userSums returns n zeroed stats.
+func (buf *statsBuffers) userSums(n int) []model.Stats {
+	buf.sums = grow(buf.sums, n)
+	clear(buf.sums)
+	return buf.sums
+}
+
+// decodeBinary parses a log entry of binaryVersion, a stats batch into
+// buf's arrays if buf is not nil.
+func decodeBinary(data []byte, buf *statsBuffers) (command, error) {
 	if len(data) < 2 {
 		return nil, fmt.Errorf("binary command without a type: %w", ErrUnknownCommand)
 	}
 	switch data[1] {
 	case binStatsBatch:
-		c, err := decodeStatsBatch(data[2:])
+		c, err := decodeStatsBatch(data[2:], buf)
 		if err != nil {
 			return nil, fmt.Errorf("decode %s: %w", cmdStatsBatch, err)
 		}
@@ -365,35 +478,36 @@ func decodeBinary(data []byte) (command, error) {
 
 // commitStatsBatch adds a node's batch once: a batch whose sequence number
 // is not above the last one applied for that node is a retry and changes
-// nothing. One get and put per torrent and per user of the batch; torrents
-// and users are written in key order.
+// nothing. One put per torrent and per user of the batch, in key order.
+//
+// It reads everything before it writes: the batch's torrents and users are
+// sorted, so the current counters (and whether each torrent is still
+// registered) are found by walking each bucket forward with one cursor
+// (keyWalker), which a write would invalidate. The puts then come in the
+// same order and with the same values as a Get and Put per key would make
+// them (TestStatsApplyMatchesReference).
 func (a *applier) commitStatsBatch(c *statsBatchCmd) error {
 	seqs := a.tx.Bucket(bktStatsSeq)
 	if getU64(seqs.Get([]byte(c.NodeID))) >= c.Seq {
 		return nil
 	}
+	buf := a.stats
+	if buf == nil {
+		buf = new(statsBuffers)
+	}
 	us := a.tx.Bucket(bktUserStats)
 	ts := a.tx.Bucket(bktTorrentStats)
-	torrents := a.tx.Bucket(bktTorrents)
-	// bbolt keeps the values put until the commit: carve them from one
-	// buffer instead of allocating each.
-	vals := make([]byte, 0, 24*(len(c.Torrents)+len(c.Users)))
-	put := func(b *bolt.Bucket, key []byte, d model.Stats) error {
-		s := decodeStats(b.Get(key))
-		s.Uploaded += d.Uploaded
-		s.Downloaded += d.Downloaded
-		s.Snatches += d.Snatches
-		start := len(vals)
-		vals = binary.BigEndian.AppendUint64(vals, s.Uploaded)
-		vals = binary.BigEndian.AppendUint64(vals, s.Downloaded)
-		vals = binary.BigEndian.AppendUint64(vals, s.Snatches)
-		return b.Put(key, vals[start:len(vals):len(vals)])
-	}
-	users := make([]model.Stats, len(c.Users))
-	// A batch is thousands of B-tree updates: step aside now and then so a
-	// node's tracker keeps answering on a busy core (the result does not
-	// depend on it).
+	users := buf.userSums(len(c.Users))
+	// Values of this batch start here; bbolt keeps earlier ones of the
+	// transaction, so they are never overwritten (see statsBuffers.vals).
+	first := len(buf.vals)
+	put := buf.put[:0]
+	// A batch is thousands of B-tree lookups and updates: step aside now
+	// and then so a node's tracker keeps answering on a busy core (the
+	// result does not depend on it).
 	p := pace.New(0)
+	registered := keyWalker{c: a.tx.Bucket(bktTorrents).Cursor(), steps: walkTorrents}
+	counters := keyWalker{c: ts.Cursor(), steps: walkCounters}
 	for i := range c.Torrents {
 		p.Step()
 		t := &c.Torrents[i]
@@ -408,19 +522,102 @@ func (a *applier) commitStatsBatch(c *statsBatchCmd) error {
 			sum.Snatches += d.Snatches
 		}
 		// A torrent deleted since the announce keeps no counters.
-		if torrents.Get(t.Hash[:]) != nil {
-			if err := put(ts, t.Hash[:], sum); err != nil {
-				return fmt.Errorf("torrent stats %s: %w", t.Hash, err)
-			}
+		if registered.get(t.Hash[:]) == nil {
+			continue
 		}
+		buf.vals = appendStats(buf.vals, decodeStats(counters.get(t.Hash[:])), sum)
+		put = append(put, int32(i))
 	}
+	counters = keyWalker{c: us.Cursor(), steps: walkCounters}
 	var key [8]byte
 	for i, u := range c.Users {
 		p.Step()
 		binary.BigEndian.PutUint64(key[:], u)
-		if err := put(us, key[:], users[i]); err != nil {
+		buf.vals = appendStats(buf.vals, decodeStats(counters.get(key[:])), users[i])
+	}
+	buf.put = put
+	// The writes. Each value is a slice of vals as it is now, after the
+	// last append of this batch.
+	vals := buf.vals[first:]
+	next := func() []byte {
+		v := vals[:24:24]
+		vals = vals[24:]
+		return v
+	}
+	for _, i := range put {
+		p.Step()
+		h := &c.Torrents[i].Hash // not a copy: bbolt's Put lets its key escape
+		if err := ts.Put(h[:], next()); err != nil {
+			return fmt.Errorf("torrent stats %s: %w", *h, err)
+		}
+	}
+	for _, u := range c.Users {
+		p.Step()
+		binary.BigEndian.PutUint64(key[:], u)
+		if err := us.Put(key[:], next()); err != nil {
 			return fmt.Errorf("user stats %d: %w", u, err)
 		}
 	}
 	return seqs.Put([]byte(c.NodeID), u64(c.Seq))
+}
+
+// appendStats appends the stored form of s plus d.
+func appendStats(b []byte, s, d model.Stats) []byte {
+	b = binary.BigEndian.AppendUint64(b, s.Uploaded+d.Uploaded)
+	b = binary.BigEndian.AppendUint64(b, s.Downloaded+d.Downloaded)
+	return binary.BigEndian.AppendUint64(b, s.Snatches+d.Snatches)
+}
+
+// How far a keyWalker steps forward before it searches again. A counter
+// row is 60 bytes, about 60 to a leaf page, so in a large batch the next
+// torrent or user is often a few cheap steps away; in a small one the
+// steps are wasted but cheap (most stay on the leaf). A torrent row holds
+// the torrent's metainfo, often a page or more, so a step there usually
+// moves to another page and costs about a level of a search: with
+// real-sized torrents and small batches (the tracker flushes in slices)
+// any stepping measured slower than a search per key (BENCHMARKS.md).
+const (
+	walkCounters = 16
+	walkTorrents = 0
+)
+
+// keyWalker looks up keys of one bucket in increasing order with one
+// cursor: from where the last lookup left the cursor it steps forward up
+// to steps keys, and only then searches from the root, so keys that lie
+// close together cost a step each instead of a B-tree search and no
+// cursor is allocated per key. The bucket must not change while a
+// keyWalker is in use (a cursor does not follow writes). get returns what
+// Bucket.Get would: the value, or nil for a missing key or a bucket.
+type keyWalker struct {
+	c     *bolt.Cursor
+	steps int
+	k, v  []byte // where the cursor stands; k is nil past the last key
+	moved bool   // the cursor has been positioned
+}
+
+// get returns key's value; keys must be asked for in increasing order.
+func (w *keyWalker) get(key []byte) []byte {
+	if w.moved {
+		for i := 0; ; i++ {
+			if w.k == nil {
+				return nil // past the last key
+			}
+			switch bytes.Compare(w.k, key) {
+			case 0:
+				return w.v
+			case 1:
+				return nil // passed where key would be
+			}
+			if i == w.steps {
+				break
+			}
+			w.k, w.v = w.c.Next()
+		}
+	}
+	w.k, w.v = w.c.Seek(key)
+	w.moved = true
+	if bytes.Equal(w.k, key) {
+		return w.v
+	}
+	return nil
 }
