@@ -493,6 +493,12 @@ func (a *applier) putUser(u *model.User, create bool) error {
 	passkeys := a.tx.Bucket(bktUserPasskeys)
 	id := u64(u.ID)
 	var old *model.User
+	// Validation accepts only this form; checked again before any write
+	// because the index needs it.
+	newKey, ok := parsePasskey(u.Passkey)
+	if !ok {
+		return invalid("user.passkey", "must be 32 lowercase hex digits")
+	}
 	raw, err := json.Marshal(u)
 	if err != nil {
 		return err
@@ -554,14 +560,15 @@ func (a *applier) putUser(u *model.User, create bool) error {
 		return err
 	}
 	ref := model.UserRef{ID: u.ID, Enabled: u.Enabled}
-	newKey := u.Passkey
-	oldKey := ""
+	var oldKey *passkeyKey
 	if old != nil {
-		oldKey = old.Passkey
+		if k, ok := parsePasskey(old.Passkey); ok {
+			oldKey = &k
+		}
 	}
 	a.idxOps = append(a.idxOps, func(ix *indexes) {
-		if oldKey != "" {
-			delete(ix.passkeys, oldKey)
+		if oldKey != nil {
+			delete(ix.passkeys, *oldKey)
 		}
 		ix.passkeys[newKey] = ref
 	})

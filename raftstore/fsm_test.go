@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -323,9 +324,12 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if dst.applied.Load() != uint64(len(cmds)) {
 		t.Fatalf("applied after restore = %d, want %d", dst.applied.Load(), len(cmds))
 	}
+	if len(ref.idx.Load().passkeys) == 0 {
+		t.Fatal("no passkeys to compare")
+	}
 	for k, v := range ref.idx.Load().passkeys {
-		if got, ok := dst.idx.Load().userByPasskey(k); !ok || got != v {
-			t.Fatalf("index not rebuilt for %s", k)
+		if got, ok := dst.idx.Load().userByPasskey(hex.EncodeToString(k[:])); !ok || got != v {
+			t.Fatalf("index not rebuilt for %x", k)
 		}
 	}
 	// A garbage snapshot is refused and the state is kept.
@@ -348,5 +352,20 @@ func TestOpenRefusesForeignStateFile(t *testing.T) {
 	db.Close()
 	if _, err := newFSM(path, slog.Default()); err == nil || !strings.Contains(err.Error(), "another program") {
 		t.Fatalf("foreign bbolt file: %v", err)
+	}
+}
+
+// TestParsePasskey: the passkey index takes exactly the stored form (32
+// lowercase hex digits); anything else is not a passkey.
+func TestParsePasskey(t *testing.T) {
+	good := "0123456789abcdef0fedcba987654321"
+	k, ok := parsePasskey(good)
+	if !ok || hex.EncodeToString(k[:]) != good {
+		t.Fatalf("parsePasskey(%q) = %x %v", good, k, ok)
+	}
+	for _, bad := range []string{"", good[:31], good + "0", "0123456789ABCDEF0fedcba987654321", "0123456789abcdeg0fedcba987654321", "0123456789abcdef0fedcba98765432/", "0123456789abcdef0fedcba98765432:"} {
+		if _, ok := parsePasskey(bad); ok {
+			t.Errorf("parsePasskey(%q) accepted", bad)
+		}
 	}
 }

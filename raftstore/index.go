@@ -15,7 +15,7 @@ import (
 // so a lookup never touches disk or the network.
 type indexes struct {
 	mu       sync.RWMutex
-	passkeys map[string]model.UserRef
+	passkeys map[passkeyKey]model.UserRef
 	torrents map[model.InfoHash]model.TorrentRef
 	// rules holds whitelisted peer_id prefixes; an empty list allows every
 	// client (a fresh cluster before an admin sets one).
@@ -31,11 +31,48 @@ func (ix *indexes) update(fn func(*indexes)) {
 func (ix *indexes) setRules(prefixes []string) { ix.rules = prefixes }
 
 func (ix *indexes) userByPasskey(passkey string) (model.UserRef, bool) {
+	k, ok := parsePasskey(passkey)
+	if !ok {
+		return model.UserRef{}, false
+	}
 	ix.mu.RLock()
-	u, ok := ix.passkeys[passkey]
+	u, ok := ix.passkeys[k]
 	ix.mu.RUnlock()
 	return u, ok
 }
+
+// passkeyKey is a passkey's 32 hex digits as 16 bytes: the passkey index's
+// key, held in the map itself. A string key pointed elsewhere, a second
+// cache miss on every announce.
+type passkeyKey [16]byte
+
+// parsePasskey decodes a passkey of 32 lowercase hex digits (the only form
+// stored: see passkeyRe).
+func parsePasskey(s string) (k passkeyKey, ok bool) {
+	if len(s) != 2*len(k) {
+		return k, false
+	}
+	for i := range k {
+		hi, lo := hexVal(s[2*i]), hexVal(s[2*i+1])
+		if hi|lo > 0xf {
+			return k, false
+		}
+		k[i] = hi<<4 | lo
+	}
+	return k, true
+}
+
+// hexVal returns the value of a lowercase hex digit, or 0xff.
+func hexVal(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 0xff
+}
+
 
 func (ix *indexes) torrentByHash(h model.InfoHash) (model.TorrentRef, bool) {
 	ix.mu.RLock()
@@ -60,7 +97,7 @@ func (ix *indexes) clientAllowed(peerID []byte) bool {
 
 func buildIndexes(db *bolt.DB) (*indexes, uint64, error) {
 	ix := &indexes{
-		passkeys: map[string]model.UserRef{},
+		passkeys: map[passkeyKey]model.UserRef{},
 		torrents: map[model.InfoHash]model.TorrentRef{},
 	}
 	var applied uint64
@@ -71,7 +108,12 @@ func buildIndexes(db *bolt.DB) (*indexes, uint64, error) {
 			if err := json.Unmarshal(v, &u); err != nil {
 				return fmt.Errorf("decode user: %w", err)
 			}
-			ix.passkeys[u.Passkey] = model.UserRef{ID: u.ID, Enabled: u.Enabled}
+			k, ok := parsePasskey(u.Passkey)
+			if !ok {
+				// Validation never stored one; a hand-edited file could.
+				return fmt.Errorf("user %d: passkey is not 32 lowercase hex digits", u.ID)
+			}
+			ix.passkeys[k] = model.UserRef{ID: u.ID, Enabled: u.Enabled}
 			return nil
 		})
 		if err != nil {
