@@ -73,7 +73,6 @@ func hexVal(c byte) byte {
 	return 0xff
 }
 
-
 func (ix *indexes) torrentByHash(h model.InfoHash) (model.TorrentRef, bool) {
 	ix.mu.RLock()
 	t, ok := ix.torrents[h]
