@@ -111,20 +111,13 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, now time
 	if err != nil {
 		return peers, swarmCounts{}, err
 	}
-	tor, gen, ok := t.torrent(req.infoHash)
-	if !ok {
-		return peers, swarmCounts{}, ErrUnregisteredTorrent
-	}
-	if !t.reg.ClientAllowed(req.peerID[:]) {
-		return peers, swarmCounts{}, ErrClientNotAllowed
-	}
 	numWant := req.numWant
 	if numWant < 0 {
 		numWant = t.cfg.NumWantDefault
 	}
 	numWant = min(numWant, t.cfg.NumWantMax)
 	if t.debug {
-		t.log.Debug("announce", "user", user.ID, "torrent", tor.ID.String(), "peer_id", string(req.peerID[:8]),
+		t.log.Debug("announce", "user", user.ID, "info_hash", req.infoHash.String(), "peer_id", string(req.peerID[:8]),
 			"event", req.event, "uploaded", req.uploaded, "downloaded", req.downloaded, "left", req.left)
 	}
 	la := localAnnounce{
@@ -136,35 +129,46 @@ func (t *Tracker) announceChecked(passkey string, req *announceRequest, now time
 		numWant: numWant,
 		family:  req.family,
 		acct:    t.acct,
-		regGen:  gen,
 	}
 	la.rep = report{
 		user:      user.ID,
-		torrent:   tor,
 		peer:      req.peerID,
 		up:        req.uploaded,
 		down:      req.downloaded,
 		completed: req.event == eventCompleted,
 		seeding:   req.left == 0,
 	}
+	clientOK := t.reg.ClientAllowed(req.peerID[:])
+	if t.gens != nil && clientOK {
+		// Most announces: the swarm holds its torrent's registry answer,
+		// checked and used under the swarm's lock (one lookup in all).
+		if peers, counts, ok := t.peers.announceKept(req.infoHash, t.gens.TorrentGeneration(), &la, now, peers); ok {
+			return peers, counts, nil
+		}
+	}
+	tor, gen, ok := t.torrent(req.infoHash)
+	if !ok {
+		return peers, swarmCounts{}, ErrUnregisteredTorrent
+	}
+	if !clientOK {
+		return peers, swarmCounts{}, ErrClientNotAllowed
+	}
+	la.rep.torrent, la.regGen = tor, gen
 	peers, counts := t.peers.announce(tor.ID, &la, now, peers)
 	return peers, counts, nil
 }
 
-// torrent returns the torrent announced under h, from h's swarm when the
-// registry has not changed since the swarm kept it. gen is the registry's
-// generation to keep it under (0: do not keep it; a hash that is not the
-// torrent's ID has no swarm of its own to keep it in).
+// torrent looks up the torrent announced under h in the registry. gen is
+// the registry's generation for h's swarm to keep the answer under (0: do
+// not keep it; a hash that is not the torrent's ID has no swarm of its own
+// to keep it in).
 func (t *Tracker) torrent(h model.InfoHash) (tor model.TorrentRef, gen uint64, ok bool) {
 	if t.gens != nil {
+		// Read before the lookup: if the registry changes in between, the
+		// swarm keeps the answer under the older number, and the next
+		// announce looks again.
 		gen = t.gens.TorrentGeneration()
-		if size, ok := t.peers.registered(h, gen); ok {
-			return model.TorrentRef{ID: h, TotalSize: size}, gen, true
-		}
 	}
-	// The generation was read before the lookup: if the registry changes
-	// in between, the swarm keeps the answer under the older number, and
-	// the next announce looks again.
 	tor, ok = t.reg.TorrentByHash(h)
 	if !ok || tor.ID != h {
 		gen = 0

@@ -524,6 +524,19 @@ func BenchmarkAnnounceHTTP(b *testing.B) {
 	}
 }
 
+// registered returns the total size of the torrent whose ID is h if its
+// swarm holds it under registry generation gen.
+func (s *PeerStore) registered(h model.InfoHash, gen uint64) (totalSize int64, ok bool) {
+	sh := s.shard(h)
+	sh.mu.Lock()
+	sw, ok := sh.swarms[h]
+	sh.mu.Unlock()
+	if !ok || gen == 0 || sw.regGen != gen {
+		return 0, false
+	}
+	return sw.totalSize, true
+}
+
 // TestSwarmKeepsTorrentLookup: a swarm keeps its torrent's registry answer
 // while the registry's generation stands, so re-announces skip the lookup;
 // any registry change makes the next announce look again, so a torrent
@@ -544,6 +557,17 @@ func TestSwarmKeepsTorrentLookup(t *testing.T) {
 	if n := lookups() - before; n != 0 {
 		t.Fatalf("%d torrent lookups for 5 re-announces of a kept torrent, want 0", n)
 	}
+	// A client not on the list is refused on a kept torrent too, and
+	// changes nothing.
+	var badID [20]byte
+	copy(badID[:], "-XX0001-abcdefghijkl")
+	if m := announceVia(t, f.tr, "198.51.100.9:1", f.pk, ann{ih: f.ih, id: badID, port: 6889, left: 5, event: "started"}); failure(m) != ErrClientNotAllowed.Error() {
+		t.Fatalf("announce of a client not allowed: %v", m)
+	}
+	if s, l, _ := f.tr.peers.Counts(f.ih); s != 0 || l != 1 {
+		t.Fatalf("after a refused client: %d seeders, %d leechers; want 0 and 1", s, l)
+	}
+	before = lookups()
 	// A registry change (another torrent) costs one lookup, then none.
 	f.reg.addTorrent("other", 5)
 	announceVia(t, f.tr, "198.51.100.1:1", f.pk, a)

@@ -493,10 +493,35 @@ type swarmCounts struct {
 // other peers to dst. A stopped peer is removed and gets no peers.
 func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, dst []Peer) ([]Peer, swarmCounts) {
 	sh := s.shard(h)
-	var ev PeerEvent
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sw, exists := sh.swarms[h]
+	return s.announceLocked(sh, h, sw, exists, a, now, dst)
+}
+
+// announceKept is announce for the torrent whose ID is h if h's swarm
+// holds the torrent's registry answer under generation gen (see
+// TorrentGenerations): the check, the torrent's size for the accountant
+// and the announce under one lock. It returns false, having changed
+// nothing, when the swarm does not hold it.
+func (s *PeerStore) announceKept(h model.InfoHash, gen uint64, a *localAnnounce, now time.Time, dst []Peer) ([]Peer, swarmCounts, bool) {
+	sh := s.shard(h)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	sw, exists := sh.swarms[h]
+	if !exists || gen == 0 || sw.regGen != gen {
+		return dst, swarmCounts{}, false
+	}
+	a.rep.torrent = model.TorrentRef{ID: h, TotalSize: sw.totalSize}
+	a.regGen = gen
+	dst, c := s.announceLocked(sh, h, sw, true, a, now, dst)
+	return dst, c, true
+}
+
+// announceLocked is announce with sh locked and sw, exists what sh holds
+// for h.
+func (s *PeerStore) announceLocked(sh *peerShard, h model.InfoHash, sw swarm, exists bool, a *localAnnounce, now time.Time, dst []Peer) ([]Peer, swarmCounts) {
+	var ev PeerEvent
 	i := -1
 	if exists {
 		i = sw.find(a.id)
@@ -565,19 +590,6 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 		s.emit(ev)
 	}
 	return dst, c
-}
-
-// registered returns the total size of the torrent whose ID is h if its
-// swarm holds it under registry generation gen (see TorrentGenerations).
-func (s *PeerStore) registered(h model.InfoHash, gen uint64) (totalSize int64, ok bool) {
-	sh := s.shard(h)
-	sh.mu.Lock()
-	sw, ok := sh.swarms[h]
-	sh.mu.Unlock()
-	if !ok || gen == 0 || sw.regGen != gen {
-		return 0, false
-	}
-	return sw.totalSize, true
 }
 
 // Counts returns the seeders and leechers of swarm h, local and remote, and
