@@ -199,3 +199,37 @@ func TestTransmissionSeedsQbittorrentDownloads(t *testing.T) {
 		return n.Store().UserStats(carol.ID).Downloaded >= size && n.Store().TorrentStats(d.sanitized.ID).Snatches == 1
 	})
 }
+
+// The UDP tracker with a real client: qBittorrent's torrent has only the
+// udp:// tracker (BEP 15, the passkey in the BEP 41 URL data, which
+// libtorrent sends; transmission 3.00 and aria2 1.36 send no URL data, so
+// no private UDP tracker can know their user). Transmission seeds over
+// HTTP into the same swarm. qBittorrent learns the seeder over UDP, the
+// data arrives whole, and its user's download is counted from its UDP
+// announces alone.
+func TestQbittorrentDownloadsOverUDPTracker(t *testing.T) {
+	n := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	alice, carol := addUser(t, n, "alice"), addUser(t, n, "carol")
+	const size = 8 << 20
+	d := makeDataset(t, n, alice, size)
+	udp := n.UDPAnnounceURL()
+	if !strings.HasPrefix(udp, "udp://127.0.0.1:") {
+		t.Fatalf("UDP announce URL %q", udp)
+	}
+	seedWithTransmission(t, torrentFor(t, d, alice, n.AnnounceURL()), d)
+	waitFor(t, ctx, "the seeder in the swarm", func() bool {
+		st, ok := n.Tracker().SwarmStats(d.sanitized.ID)
+		return ok && st.Seeders >= 1
+	})
+	q := startQbit(t, "")
+	q.add(torrentFor(t, d, carol, udp))
+	q.waitComplete(ctx)
+	if fileSHA(t, filepath.Join(q.save, d.name)) != d.sha {
+		t.Fatal("qbittorrent's copy differs from the source")
+	}
+	waitFor(t, ctx, "carol's download in the stats", func() bool {
+		return n.Store().UserStats(carol.ID).Downloaded >= size && n.Store().TorrentStats(d.sanitized.ID).Snatches == 1
+	})
+}

@@ -451,13 +451,20 @@ func (n *Node) member() model.Member {
 		ClusterAddr: n.store.Addr(),
 		Features:    raftstore.Features,
 	}
-	if n.udpConn != nil {
-		m.UDPAnnounceURL = n.cfg.UDPURL
-		if m.UDPAnnounceURL == "" {
-			m.UDPAnnounceURL = "udp://" + n.udpConn.LocalAddr().String()
-		}
-	}
+	m.UDPAnnounceURL = n.UDPAnnounceURL()
 	return m
+}
+
+// UDPAnnounceURL is the base of this node's UDP tracker URLs (a .torrent
+// gets it plus "/<passkey>/announce"), or "" without a UDP tracker.
+func (n *Node) UDPAnnounceURL() string {
+	if n.udpConn == nil {
+		return ""
+	}
+	if n.cfg.UDPURL != "" {
+		return n.cfg.UDPURL
+	}
+	return "udp://" + n.udpConn.LocalAddr().String()
 }
 
 // registerMember writes this node's public URLs into the replicated state
