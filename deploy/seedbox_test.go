@@ -251,6 +251,10 @@ Session\RefreshInterval=15
 
 	// qBittorrent fetches the feed, the rule matches, the personalised
 	// .torrent is added...
+	// A feed's first fetch can come before qBittorrent's RSS session is
+	// ready and then waits out the refresh interval (minutes): ask for a
+	// refresh every few seconds instead.
+	nudged := time.Now()
 	err = eventually(30*time.Second, func() error {
 		_, body, err := getStatus(ctx, hc, api+"/torrents/info?hashes="+hex.EncodeToString(ih))
 		if err != nil {
@@ -260,7 +264,12 @@ Session\RefreshInterval=15
 			Hash, Tracker string
 		}
 		if err := json.Unmarshal(body, &list); err != nil || len(list) != 1 {
-			return fmt.Errorf("dataset not added yet: %s", body)
+			if time.Since(nudged) > 3*time.Second {
+				post("/rss/refreshItem", url.Values{"itemPath": {"seedbank"}})
+				nudged = time.Now()
+			}
+			_, feed, _ := getStatus(ctx, hc, api+"/rss/items?withData=true")
+			return fmt.Errorf("dataset not added yet: %s; feed: %.2000s", body, feed)
 		}
 		return nil
 	})
