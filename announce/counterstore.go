@@ -102,18 +102,6 @@ func (s *counterStore) addSpill(k sumKey, d sums) {
 	s.spill[k] = v
 }
 
-// pending returns the unflushed deltas of (user, torrent), for tests and
-// diagnostics: the sum over its records and spill.
-func (s *counterStore) pending(k sumKey) sums {
-	v := s.spill[k]
-	for i := range s.recs {
-		if r := &s.recs[i]; r.user == k.user && r.pk.torrent == k.torrent {
-			v.add(r.unf.deltas())
-		}
-	}
-	return v
-}
-
 // lookup returns the position of pk's record, or -1.
 func (s *counterStore) lookup(pk peerKey) int32 {
 	i, _ := s.idx.find(&pk, s.recs)

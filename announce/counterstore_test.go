@@ -202,3 +202,15 @@ func BenchmarkAccount(b *testing.B) {
 		}
 	}
 }
+
+// pending returns the unflushed deltas of (user, torrent): the sum over its
+// records and spill.
+func (s *counterStore) pending(k sumKey) sums {
+	v := s.spill[k]
+	for i := range s.recs {
+		if r := &s.recs[i]; r.user == k.user && r.pk.torrent == k.torrent {
+			v.add(r.unf.deltas())
+		}
+	}
+	return v
+}

@@ -509,12 +509,15 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch [
 	}
 	// Size the buffers for all the shards first: growing them shard by
 	// shard copied a flush of every shard many times over (0.5 s of CPU
-	// for 300,000 counters). What arrives in between is grown below.
+	// for 300,000 counters). What arrives in between is grown below. The
+	// full decision is made here, once per shard.
 	var puts, deltas int
+	var isFull [numStatsShards]bool
 	for i := lo; i < hi; i++ {
 		sh := &a.shards[i]
 		sh.mu.Lock()
-		if full != nil && full(i, sh.counters.len()) {
+		isFull[i] = full != nil && full(i, sh.counters.len())
+		if isFull[i] {
 			puts += sh.counters.len()
 		} else {
 			puts += sh.counters.dirtyLen()
@@ -528,7 +531,7 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch [
 		start := len(all)
 		sh := &a.shards[i]
 		sh.mu.Lock()
-		p := logPart{shard: i, full: full != nil && full(i, sh.counters.len())}
+		p := logPart{shard: i, full: isFull[i]}
 		f.deltas = slices.Grow(f.deltas, sh.counters.dirtyLen()+len(sh.counters.spill))
 		if p.full {
 			all = slices.Grow(all, sh.counters.len()*logPutLen)

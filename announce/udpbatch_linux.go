@@ -72,27 +72,24 @@ func (b *mmsgBatcher) read() (int, error) {
 }
 
 func (b *mmsgBatcher) recvmmsg(fd uintptr) bool {
-	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.in[0])), udpBatch, unix.MSG_DONTWAIT, 0, 0)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false // wait until the socket is readable
-		}
-		b.done, b.errno = int(r), e
-		return true
-	}
+	return b.mmsg(unix.SYS_RECVMMSG, fd, &b.in[0], udpBatch)
 }
 
 func (b *mmsgBatcher) sendmmsg(fd uintptr) bool {
+	return b.mmsg(unix.SYS_SENDMMSG, fd, &b.out[b.sent], b.nout-b.sent)
+}
+
+// mmsg makes the non-blocking recvmmsg or sendmmsg (trap) call of n
+// messages from msgs and keeps its result in done and errno; it returns
+// false to have the runtime poller wait until fd is ready.
+func (b *mmsgBatcher) mmsg(trap, fd uintptr, msgs *unix.Mmsghdr, n int) bool {
 	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[b.sent])), uintptr(b.nout-b.sent), unix.MSG_DONTWAIT, 0, 0)
+		r, _, e := unix.RawSyscall6(trap, fd, uintptr(unsafe.Pointer(msgs)), uintptr(n), unix.MSG_DONTWAIT, 0, 0)
 		switch e {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false // wait until the socket is writable
+			return false
 		}
 		b.done, b.errno = int(r), e
 		return true

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/seedbank/seedbank/node"
 )
 
 // qbit is a qbittorrent-nox instance with its own profile, driven through
@@ -176,28 +178,7 @@ func (q *qbit) waitComplete(ctx context.Context) {
 
 // Transmission seeds, qBittorrent downloads through one node.
 func TestTransmissionSeedsQbittorrentDownloads(t *testing.T) {
-	n := startNode(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	alice, carol := addUser(t, n, "alice"), addUser(t, n, "carol")
-	const size = 8 << 20
-	d := makeDataset(t, n, alice, size)
-	seedWithTransmission(t, torrentFor(t, d, alice, n.AnnounceURL()), d)
-	waitFor(t, ctx, "the seeder in the swarm", func() bool {
-		st, ok := n.Tracker().SwarmStats(d.sanitized.ID)
-		return ok && st.Seeders >= 1
-	})
-	q := startQbit(t, "")
-	t0 := time.Now()
-	q.add(torrentFor(t, d, carol, n.AnnounceURL()))
-	q.waitComplete(ctx)
-	t.Logf("qbittorrent downloaded %d MiB from transmission in %v", size>>20, time.Since(t0).Round(time.Millisecond))
-	if fileSHA(t, filepath.Join(q.save, d.name)) != d.sha {
-		t.Fatal("qbittorrent's copy differs from the source")
-	}
-	waitFor(t, ctx, "carol's download in the stats", func() bool {
-		return n.Store().UserStats(carol.ID).Downloaded >= size && n.Store().TorrentStats(d.sanitized.ID).Snatches == 1
-	})
+	qbitDownloadsFromTransmission(t, func(n *node.Node) string { return n.AnnounceURL() })
 }
 
 // The UDP tracker with a real client: qBittorrent's torrent has only the
@@ -208,24 +189,37 @@ func TestTransmissionSeedsQbittorrentDownloads(t *testing.T) {
 // data arrives whole, and its user's download is counted from its UDP
 // announces alone.
 func TestQbittorrentDownloadsOverUDPTracker(t *testing.T) {
+	qbitDownloadsFromTransmission(t, func(n *node.Node) string {
+		udp := n.UDPAnnounceURL()
+		if !strings.HasPrefix(udp, "udp://127.0.0.1:") {
+			t.Fatalf("UDP announce URL %q", udp)
+		}
+		return udp
+	})
+}
+
+// qbitDownloadsFromTransmission has transmission seed a dataset over the
+// node's HTTP tracker and qBittorrent download it with a torrent whose
+// only tracker is tracker(n); the data must arrive whole and the
+// downloader's stats show it.
+func qbitDownloadsFromTransmission(t *testing.T, tracker func(*node.Node) string) {
 	n := startNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	alice, carol := addUser(t, n, "alice"), addUser(t, n, "carol")
 	const size = 8 << 20
 	d := makeDataset(t, n, alice, size)
-	udp := n.UDPAnnounceURL()
-	if !strings.HasPrefix(udp, "udp://127.0.0.1:") {
-		t.Fatalf("UDP announce URL %q", udp)
-	}
+	base := tracker(n)
 	seedWithTransmission(t, torrentFor(t, d, alice, n.AnnounceURL()), d)
 	waitFor(t, ctx, "the seeder in the swarm", func() bool {
 		st, ok := n.Tracker().SwarmStats(d.sanitized.ID)
 		return ok && st.Seeders >= 1
 	})
 	q := startQbit(t, "")
-	q.add(torrentFor(t, d, carol, udp))
+	t0 := time.Now()
+	q.add(torrentFor(t, d, carol, base))
 	q.waitComplete(ctx)
+	t.Logf("qbittorrent downloaded %d MiB from transmission in %v", size>>20, time.Since(t0).Round(time.Millisecond))
 	if fileSHA(t, filepath.Join(q.save, d.name)) != d.sha {
 		t.Fatal("qbittorrent's copy differs from the source")
 	}
