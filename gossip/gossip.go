@@ -537,10 +537,27 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 		return nil
 	default:
 	}
-	// memberlist tells its events apart from a failure only by the
-	// dead message's sender, which its Node value does not carry: say it.
-	g.sendAll(appendHeader(nil, header{typ: msgLeave, origin: g.cfg.NodeID}))
-	if e := g.ml.Leave(timeout); e != nil {
+	// memberlist tells a leave from a failure only by the dead message's
+	// sender, which the Node its events get does not carry (nodeState's
+	// State field shadows Node's): say it, over TCP and before memberlist's
+	// message, so a lost UDP packet cannot make the others report a node
+	// that left as dead.
+	deadline := time.Now().Add(timeout)
+	notice := appendHeader(nil, header{typ: msgLeave, origin: g.cfg.NodeID})
+	var told sync.WaitGroup
+	for _, m := range g.aliveOthers() {
+		told.Add(1)
+		g.sendReliable(m.Name, notice, 2, func(error) { told.Done() })
+	}
+	allTold := make(chan struct{})
+	go func() { told.Wait(); close(allTold) }()
+	select {
+	case <-allTold:
+	case <-time.After(timeout / 2):
+		g.log.Warn("leave notice not acknowledged by every member in time; they may see this node as failed")
+	}
+	// memberlist waits forever when given no time left.
+	if e := g.ml.Leave(max(time.Until(deadline), 100*time.Millisecond)); e != nil {
 		err = fmt.Errorf("gossip: leave: %w", e)
 	}
 	return errors.Join(err, g.Close())
@@ -622,6 +639,13 @@ func (d delegate) NotifyMsg(b []byte) {
 	if len(b) == 0 {
 		return
 	}
+	if b[0] == msgLeave {
+		// Now, not in the replica loop: memberlist's dead message for the
+		// sender may come next and must find it leaving.
+		if m, err := decode(b); err == nil && m.origin != d.g.cfg.NodeID {
+			d.g.setLeaving(m.origin)
+		}
+	}
 	d.g.enqueue(inItem{msg: append([]byte(nil), b...)})
 }
 
@@ -648,12 +672,10 @@ func (e events) NotifyJoin(n *memberlist.Node) {
 	}
 }
 
+// NotifyLeave marks n dead; setMember makes that left when n said it was
+// leaving (n.State is never memberlist.StateLeft: see Leave).
 func (e events) NotifyLeave(n *memberlist.Node) {
-	st := StateDead
-	if n.State == memberlist.StateLeft {
-		st = StateLeft
-	}
-	e.g.setMember(n, st)
+	e.g.setMember(n, StateDead)
 	if n.Name != e.g.cfg.NodeID {
 		e.g.enqueue(inItem{left: n.Name})
 	}

@@ -251,8 +251,7 @@ func (r *replica) handle(it inItem) {
 		return
 	case msgLeave:
 		if m.origin != r.self {
-			g.setLeaving(m.origin)
-			r.dropOrigin(m.origin)
+			r.dropOrigin(m.origin) // NotifyMsg marked it leaving
 		}
 		return
 	case msgHandoff:

@@ -23,6 +23,7 @@ type Net struct {
 	mu     sync.Mutex
 	owners map[string]string // address -> node name
 	groups map[string]int    // node -> group while partitioned
+	mute   map[string]bool   // nodes whose UDP packets are lost
 	conns  map[*conn]struct{}
 
 	bytes   atomic.Uint64
@@ -72,6 +73,23 @@ func (n *Net) Heal() {
 	n.mu.Lock()
 	n.groups = nil
 	n.mu.Unlock()
+}
+
+// LosePackets makes every UDP packet node sends get lost (on) or go through
+// again (off); its TCP streams are not touched.
+func (n *Net) LosePackets(node string, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mute == nil {
+		n.mute = map[string]bool{}
+	}
+	n.mute[node] = on
+}
+
+func (n *Net) packetLost(from, toAddr string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.mute[from] || n.blockedLocked(from, toAddr)
 }
 
 // Blocked reports whether node from cannot reach address to now.
@@ -184,8 +202,8 @@ func (n *Net) WrapTransport(node string) func(memberlist.NodeAwareTransport) mem
 	}
 }
 
-// transport drops packets and refuses streams across a partition and
-// counts what memberlist sends.
+// transport drops packets and refuses streams across a partition, loses a
+// muted node's packets and counts what memberlist sends.
 type transport struct {
 	memberlist.NodeAwareTransport
 	net     *Net
@@ -230,7 +248,7 @@ func (t *transport) WriteTo(b []byte, addr string) (time.Time, error) {
 }
 
 func (t *transport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	if t.net.Blocked(t.node, a.Addr) {
+	if t.net.packetLost(t.node, a.Addr) {
 		return time.Now(), nil // lost on the wire
 	}
 	t.net.bytes.Add(uint64(len(b)))
