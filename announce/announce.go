@@ -79,16 +79,8 @@ func (t *Tracker) authorize(passkey string) (model.UserRef, error) {
 
 // validPasskey reports whether s is 32 lowercase hex characters.
 func validPasskey(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
-		}
-	}
-	return true
+	_, ok := model.ParsePasskey(s)
+	return ok
 }
 
 // announce authorizes req for passkey, accounts its stats, updates the swarm

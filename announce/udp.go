@@ -301,7 +301,7 @@ func udpURLData(opts, dst []byte) (n int, ok bool) {
 }
 
 // passkeyFromURLData returns the first path segment of "/<passkey>/announce?..."
-// when it is a well-formed passkey.
+// when it has a passkey's length; authorize checks its digits.
 func passkeyFromURLData(u []byte) ([]byte, bool) {
 	for i, c := range u {
 		if c == '?' {
@@ -321,11 +321,6 @@ func passkeyFromURLData(u []byte) ([]byte, bool) {
 	}
 	if len(u) != 32 {
 		return nil, false
-	}
-	for _, c := range u {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return nil, false
-		}
 	}
 	return u, true
 }

@@ -238,6 +238,9 @@ func TestUDPErrors(t *testing.T) {
 			return c.announcePacket(cid, mod(func(a *udpAnn) { a.opts = urlOpts("/"+strings.Repeat("a", 600), 255) }))
 		}, "bad BEP 41 options"},
 		{"unknown event", func() []byte { return c.announcePacket(cid, mod(func(a *udpAnn) { a.event = 7 })) }, "unknown event"},
+		{"passkey not lowercase hex", func() []byte {
+			return c.announcePacket(cid, mod(func(a *udpAnn) { a.opts = urlOpts("/"+strings.Repeat("A", 32)+"/announce", 255) }))
+		}, "passkey in the announce URL is malformed"},
 		{"unknown passkey", func() []byte {
 			return c.announcePacket(cid, mod(func(a *udpAnn) { a.opts = urlOpts("/"+strings.Repeat("0", 32)+"/announce", 255) }))
 		}, "unknown passkey"},

@@ -178,3 +178,36 @@ func (h *InfoHash) UnmarshalText(b []byte) error {
 	*h = v
 	return nil
 }
+
+// PasskeyBytes is a passkey's 32 hex digits as 16 bytes.
+type PasskeyBytes [16]byte
+
+// ParsePasskey decodes a passkey of 32 lowercase hex digits; ok is false
+// for any other string. It runs on every announce: one table load per digit
+// and no branches on the digits.
+func ParsePasskey(s string) (k PasskeyBytes, ok bool) {
+	if len(s) != 2*len(k) {
+		return k, false
+	}
+	var digits byte // every digit's value ORed: above 0xf if one was not
+	for i := range k {
+		hi, lo := hexDigit[s[2*i]], hexDigit[s[2*i+1]]
+		digits |= hi | lo
+		k[i] = hi<<4 | lo
+	}
+	return k, digits <= 0xf
+}
+
+// hexDigit maps a lowercase hex digit to its value, any other byte to 0xff.
+var hexDigit = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c - 'a' + 10)
+	}
+	return t
+}()

@@ -44,34 +44,11 @@ func (ix *indexes) userByPasskey(passkey string) (model.UserRef, bool) {
 // passkeyKey is a passkey's 32 hex digits as 16 bytes: the passkey index's
 // key, held in the map itself. A string key pointed elsewhere, a second
 // cache miss on every announce.
-type passkeyKey [16]byte
+type passkeyKey = model.PasskeyBytes
 
 // parsePasskey decodes a passkey of 32 lowercase hex digits (the only form
-// stored: see passkeyRe).
-func parsePasskey(s string) (k passkeyKey, ok bool) {
-	if len(s) != 2*len(k) {
-		return k, false
-	}
-	for i := range k {
-		hi, lo := hexVal(s[2*i]), hexVal(s[2*i+1])
-		if hi|lo > 0xf {
-			return k, false
-		}
-		k[i] = hi<<4 | lo
-	}
-	return k, true
-}
-
-// hexVal returns the value of a lowercase hex digit, or 0xff.
-func hexVal(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	}
-	return 0xff
-}
+// the store accepts).
+func parsePasskey(s string) (passkeyKey, bool) { return model.ParsePasskey(s) }
 
 func (ix *indexes) torrentByHash(h model.InfoHash) (model.TorrentRef, bool) {
 	ix.mu.RLock()
