@@ -145,7 +145,10 @@ func New(cfg Config, reg Registry, sc StatsCommitter, log *slog.Logger) (*Tracke
 		wake:    make(chan struct{}, 1),
 		commits: make(chan struct{}, 1),
 	}
-	t.conns.init()
+	if err := t.conns.init(); err != nil {
+		q.close()
+		return nil, fmt.Errorf("announce: %w", err)
+	}
 	// Checked once: per-announce debug logging must cost nothing when off.
 	t.debug = log.Enabled(context.Background(), slog.LevelDebug)
 	t.stopCtx, t.stop = context.WithCancel(context.Background())
@@ -182,6 +185,12 @@ func (t *Tracker) Config() Config { return t.cfg }
 
 // Peers returns the peer store, for the gossip layer.
 func (t *Tracker) Peers() *PeerStore { return t.peers }
+
+// ChangedSwarms appends to dst the swarms whose seeder count changed since
+// the last call (see PeerStore.ChangedSwarms).
+func (t *Tracker) ChangedSwarms(dst []model.InfoHash) []model.InfoHash {
+	return t.peers.ChangedSwarms(dst)
+}
 
 // SwarmStats returns the live numbers of the torrent announced under h
 // (either hash of a hybrid torrent), or false if h is not registered.

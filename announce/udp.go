@@ -52,6 +52,7 @@ type udpState struct {
 	url   [udpMaxURLData]byte
 	req   announceRequest
 	peers []Peer
+	mac   macBuf
 }
 
 func (t *Tracker) newUDPState() *udpState {
@@ -176,9 +177,9 @@ func (t *Tracker) handleUDPAt(st *udpState, pkt []byte, from netip.AddrPort, now
 		out := st.out[:0]
 		out = binary.BigEndian.AppendUint32(out, udpActionConnect)
 		out = append(out, tid...)
-		return binary.BigEndian.AppendUint64(out, t.conns.make(from, now))
+		return binary.BigEndian.AppendUint64(out, t.conns.make(from, now, &st.mac))
 	case udpActionAnnounce, udpActionScrape:
-		if !t.conns.valid(connID, from, now) {
+		if !t.conns.valid(connID, from, now, &st.mac) {
 			// Answer only when the answer is no larger than the request, so
 			// a spoofed source gains nothing by reflection.
 			if resp := udpError(st, tid, "connection id expired: connect again"); len(resp) <= len(pkt) {

@@ -281,10 +281,12 @@ func TestUDPErrors(t *testing.T) {
 
 func TestConnIDWindows(t *testing.T) {
 	var c connIDs
-	c.init()
+	if err := c.init(); err != nil {
+		t.Fatal(err)
+	}
 	a := netip.MustParseAddrPort("192.0.2.1:5000")
 	now := time.Unix(1_700_000_000, 0)
-	id := c.make(a, now)
+	id := c.make(a, now, new(macBuf))
 	for _, tc := range []struct {
 		addr  netip.AddrPort
 		later time.Duration
@@ -297,13 +299,15 @@ func TestConnIDWindows(t *testing.T) {
 		{netip.MustParseAddrPort("192.0.2.1:5001"), 0, false},
 		{netip.MustParseAddrPort("192.0.2.2:5000"), 0, false},
 	} {
-		if got := c.valid(id, tc.addr, now.Add(tc.later)); got != tc.ok {
+		if got := c.valid(id, tc.addr, now.Add(tc.later), new(macBuf)); got != tc.ok {
 			t.Errorf("valid(%v, +%v) = %v, want %v", tc.addr, tc.later, got, tc.ok)
 		}
 	}
 	var other connIDs
-	other.init()
-	if other.valid(id, a, now) {
+	if err := other.init(); err != nil {
+		t.Fatal(err)
+	}
+	if other.valid(id, a, now, new(macBuf)) {
 		t.Error("id valid under another secret")
 	}
 }
@@ -329,7 +333,7 @@ func TestServeUDPStops(t *testing.T) {
 // validUDPPacket makes fuzz and benchmark inputs: a packet from `from` with
 // a valid connection id.
 func validConnID(tr *Tracker, from netip.AddrPort) uint64 {
-	return tr.conns.make(from, tr.now())
+	return tr.conns.make(from, tr.now(), new(macBuf))
 }
 
 func FuzzUDPPacket(f *testing.F) {
@@ -517,7 +521,7 @@ func TestUDPBatch(t *testing.T) {
 			}
 			seen[tid] = true
 			local := c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
-			if id := binary.BigEndian.Uint64(buf[8:]); !f.tr.conns.valid(id, local, f.tr.now()) {
+			if id := binary.BigEndian.Uint64(buf[8:]); !f.tr.conns.valid(id, local, f.tr.now(), new(macBuf)) {
 				t.Fatalf("client %d: connection id not made for %v", i, local)
 			}
 		}
@@ -574,12 +578,15 @@ func TestUDPDualStack(t *testing.T) {
 // BenchmarkConnIDValid: checking a current connection id (one MAC).
 func BenchmarkConnIDValid(b *testing.B) {
 	var c connIDs
-	c.init()
+	if err := c.init(); err != nil {
+		b.Fatal(err)
+	}
 	now := time.Now()
 	a := netip.MustParseAddrPort("192.0.2.1:6881")
-	id := c.make(a, now)
+	id := c.make(a, now, new(macBuf))
+	buf := new(macBuf)
 	for b.Loop() {
-		if !c.valid(id, a, now) {
+		if !c.valid(id, a, now, buf) {
 			b.Fatal("invalid")
 		}
 	}
