@@ -126,6 +126,9 @@ type swarm struct {
 	seeders  int32
 	leechers int32
 	snatches uint32
+	// seen is the seeder count as ChangedSwarms last reported it, or -1
+	// while the swarm waits in its shard's changed list.
+	seen int32
 	// regGen and totalSize: the torrent's size as the registry answered at
 	// generation regGen (0: never looked up here).
 	regGen    uint64
@@ -368,9 +371,34 @@ func gcd(a, b int) int {
 // whoever changes the counts or an array (not only its elements) stores it
 // back with put.
 type peerShard struct {
-	mu     sync.Mutex
-	swarms map[model.InfoHash]swarm
-	_      [48]byte // keep shards on separate cache lines
+	mu      sync.Mutex
+	swarms  map[model.InfoHash]swarm
+	changed []model.InfoHash // swarms whose seeder count moved (see ChangedSwarms)
+	_       [24]byte         // keep shards on separate cache lines
+}
+
+// ChangedSwarms appends to dst the swarms whose seeder count changed since
+// the last call (a swarm at most once per call, unless it was emptied and
+// came back), for the search index's counter refresh.
+func (s *PeerStore) ChangedSwarms(dst []model.InfoHash) []model.InfoHash {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for _, h := range sh.changed {
+			if sw, ok := sh.swarms[h]; ok && sw.seen < 0 {
+				sw.seen = sw.seeders
+				sh.swarms[h] = sw
+			}
+		}
+		dst = append(dst, sh.changed...)
+		if cap(sh.changed) > 1024 {
+			sh.changed = nil // after a burst, do not keep its peak
+		} else {
+			sh.changed = sh.changed[:0]
+		}
+		sh.mu.Unlock()
+	}
+	return dst
 }
 
 // get returns a copy of swarm h's header, or nil (for tests: it allocates).
@@ -384,6 +412,10 @@ func (sh *peerShard) get(h model.InfoHash) *swarm {
 // put stores sw as swarm h's header, or removes the swarm when it has no
 // peers and no snatches.
 func (sh *peerShard) put(h model.InfoHash, sw *swarm) {
+	if sw.seen >= 0 && sw.seeders != sw.seen {
+		sw.seen = -1
+		sh.changed = append(sh.changed, h)
+	}
 	if sw.empty() {
 		delete(sh.swarms, h)
 		return

@@ -1,9 +1,11 @@
 package announce
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -517,5 +519,39 @@ func TestOriginTableFull(t *testing.T) {
 	}
 	if n := s.DropOrigin("last"); n != 1 || s.Len() != 0 {
 		t.Fatalf("DropOrigin removed %d, %d left", n, s.Len())
+	}
+}
+
+// ChangedSwarms lists a swarm once when its seeder count moved, by any
+// path (announce, remote peer, expiry), and not for changes that keep it.
+func TestChangedSwarms(t *testing.T) {
+	clock := &testClock{t: time.Now()}
+	s := NewPeerStore(10*time.Second, 30*time.Second)
+	s.clock = clock.now
+	a, b, c := model.InfoHash{1}, model.InfoHash{2}, model.InfoHash{3}
+	drain := func(want ...model.InfoHash) {
+		t.Helper()
+		got := s.ChangedSwarms(nil)
+		slices.SortFunc(got, func(x, y model.InfoHash) int { return bytes.Compare(x[:], y[:]) })
+		if !slices.Equal(got, want) {
+			t.Fatalf("changed %x, want %x", got, want)
+		}
+	}
+	s.announce(a, local(1, "192.0.2.1:1", true), clock.now(), nil)  // a seeder
+	s.announce(a, local(2, "192.0.2.2:1", true), clock.now(), nil)  // and another: still listed once
+	s.announce(b, local(3, "192.0.2.3:1", false), clock.now(), nil) // a leecher only: no seeders yet
+	drain(a)
+	drain()
+	s.announce(a, local(1, "192.0.2.1:1", true), clock.now(), nil) // re-announce
+	s.announce(b, local(3, "192.0.2.3:1", true), clock.now(), nil) // completes
+	drain(b)
+	s.PutRemote("node-b", c, Peer{ID: peerID(4), Addr: netip.MustParseAddrPort("192.0.2.4:1"), Seeder: true})
+	s.announce(a, &localAnnounce{id: peerID(2), stopped: true}, clock.now(), nil)
+	drain(a, c)
+	clock.advance(11 * time.Second)
+	s.Sweep(clock.now()) // a's and b's last seeders expire; the swarms go
+	drain(a, b)
+	if n := len(s.ChangedSwarms(nil)); n != 0 {
+		t.Fatalf("%d listed after a drain", n)
 	}
 }

@@ -47,6 +47,10 @@ type Node struct {
 	site      *web.Server
 	metrics   *metrics.Metrics
 	search    *search.Index
+	// snatched holds the torrents applied stats batches gave snatches,
+	// until the search index's counter refresh takes them.
+	snatchedMu sync.Mutex
+	snatched   map[model.InfoHash]struct{}
 	// writeObserver forwards write latencies to metrics once they exist.
 	writeObserver atomic.Pointer[metrics.Metrics]
 	wg            sync.WaitGroup
@@ -95,10 +99,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 	// The search index opens first so it sees every applied change; it
 	// reads the store once the store exists (SetSource below).
 	n.search, err = search.Open(filepath.Join(cfg.DataDir, "search"), nil, search.Options{
-		NotFound:      raftstore.ErrNotFound,
-		Logger:        log,
-		Counters:      n.swarmCounters,
-		CountersBatch: n.swarmCountersBatch,
+		NotFound:        raftstore.ErrNotFound,
+		Logger:          log,
+		Counters:        n.swarmCounters,
+		CountersBatch:   n.swarmCountersBatch,
+		CountersChanged: n.countersChanged,
 	})
 	if err != nil {
 		n.closeListeners()
@@ -115,7 +120,10 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Node, error) {
 		SnapshotThreshold: cfg.SnapshotThreshold,
 		ApplyTimeout:      cfg.ApplyTimeout,
 		Logger:            log,
-		OnApply:           func(c raftstore.Change) { n.search.Follow(c.Index, c.Type, c.Torrents) },
+		OnApply: func(c raftstore.Change) {
+			n.search.Follow(c.Index, c.Type, c.Torrents)
+			n.noteSnatched(c.Snatched)
+		},
 		OnWrite: func(d time.Duration, err error) {
 			if m := n.writeObserver.Load(); m != nil {
 				m.ObserveWrite(d, err)
@@ -375,6 +383,37 @@ func (n *Node) swarmCounters(h model.InfoHash) (seeders, snatches int) {
 		snatches = int(n.store.TorrentStats(h).Snatches)
 	}
 	return seeders, snatches
+}
+
+// noteSnatched remembers torrents whose snatch count moved, for
+// countersChanged.
+func (n *Node) noteSnatched(hs []model.InfoHash) {
+	if len(hs) == 0 {
+		return
+	}
+	n.snatchedMu.Lock()
+	defer n.snatchedMu.Unlock()
+	if n.snatched == nil {
+		n.snatched = map[model.InfoHash]struct{}{}
+	}
+	for _, h := range hs {
+		n.snatched[h] = struct{}{}
+	}
+}
+
+// countersChanged appends the torrents whose seeders or snatches moved since
+// its last call: the search index refreshes only those.
+func (n *Node) countersChanged(dst []model.InfoHash) []model.InfoHash {
+	if n.tracker != nil {
+		dst = n.tracker.ChangedSwarms(dst)
+	}
+	n.snatchedMu.Lock()
+	defer n.snatchedMu.Unlock()
+	for h := range n.snatched {
+		dst = append(dst, h)
+	}
+	n.snatched = nil
+	return dst
 }
 
 // swarmCountersBatch is swarmCounters for many torrents, with their

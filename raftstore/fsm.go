@@ -126,6 +126,8 @@ type Change struct {
 	Type     string
 	Torrents []model.InfoHash
 	Users    []uint64
+	// Snatched lists the torrents whose snatch count a stats batch raised.
+	Snatched []model.InfoHash
 }
 
 func openStateDB(path string) (*bolt.DB, error) {

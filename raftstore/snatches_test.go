@@ -3,10 +3,14 @@ package raftstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/raftstore"
+	"github.com/seedbank/seedbank/raftstore/raftstoretest"
 )
 
 // TorrentSnatches reads many torrents' snatches in one transaction and
@@ -47,5 +51,57 @@ func TestTorrentSnatches(t *testing.T) {
 		if got[i] != want || int(s.TorrentStats(h).Snatches) != want {
 			t.Fatalf("torrent %d: TorrentSnatches %d, TorrentStats %d, want %d", i, got[i], s.TorrentStats(h).Snatches, want)
 		}
+	}
+}
+
+// An applied stats batch names, in its Change, the torrents whose snatch
+// count it raised (the search index refreshes only those), and no others.
+func TestChangeListsSnatchedTorrents(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var mu sync.Mutex
+	var snatched [][]model.InfoHash
+	cfg := raftstoretest.Config("n1", t.TempDir())
+	cfg.OnApply = func(c raftstore.Change) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(c.Snatched) > 0 {
+			snatched = append(snatched, c.Snatched)
+		}
+	}
+	s, err := raftstore.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := raftstoretest.WaitLeader(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	var hs []model.InfoHash
+	for i := range 3 {
+		var h model.InfoHash
+		h[0], h[1] = 0xcc, byte(i)
+		tr := model.Torrent{ID: h, InfoHashV1: h.String(), Name: fmt.Sprint("set", i), Metainfo: []byte("d4:infode"),
+			Files: []model.File{{Path: "x", Length: 1 << 20}}, TotalSize: 1 << 20, Uploader: 1, Created: 1}
+		if err := s.PutTorrent(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	var unknown model.InfoHash
+	unknown[0] = 0xdd // not registered: keeps no counters, so no change
+	err = s.CommitStats(ctx, model.StatsBatch{NodeID: "n1", Seq: 1, Deltas: []model.StatsDelta{
+		{UserID: 1, Torrent: hs[0], Downloaded: 10},
+		{UserID: 1, Torrent: hs[1], Downloaded: 10, Snatches: 1},
+		{UserID: 2, Torrent: hs[2], Uploaded: 5, Snatches: 2},
+		{UserID: 2, Torrent: unknown, Snatches: 1},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(snatched) != 1 || !slices.Equal(snatched[0], hs[1:]) {
+		t.Fatalf("changes listed snatched torrents %x, want one change with %x", snatched, hs[1:])
 	}
 }

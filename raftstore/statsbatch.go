@@ -527,6 +527,9 @@ func (a *applier) commitStatsBatch(c *statsBatchCmd) error {
 		}
 		buf.vals = appendStats(buf.vals, decodeStats(counters.get(t.Hash[:])), sum)
 		put = append(put, int32(i))
+		if sum.Snatches > 0 {
+			a.change.Snatched = append(a.change.Snatched, t.Hash)
+		}
 	}
 	counters = keyWalker{c: us.Cursor(), steps: walkCounters}
 	var key [8]byte

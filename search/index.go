@@ -71,6 +71,13 @@ type Options struct {
 	CountersPause time.Duration
 	// CountersEvery is how often Counters is polled. Default 1 minute.
 	CountersEvery time.Duration
+	// CountersChanged, if set, appends to dst the torrents whose counters
+	// changed since its last call. The refresh every CountersEvery then
+	// reads only those, and every torrent only once per CountersFullEvery
+	// (default 15 minutes): reading all of a large catalog each minute
+	// cost a tracker's core about 1.3 s a minute for 100,000 torrents.
+	CountersChanged   func(dst []model.InfoHash) []model.InfoHash
+	CountersFullEvery time.Duration
 	// NotFound is the Source's error for a missing torrent (raftstore.
 	// ErrNotFound). Nil matches any error whose text is "not found".
 	NotFound error
@@ -145,6 +152,9 @@ func Open(dir string, src Source, opt Options) (*Index, error) {
 	}
 	if opt.CountersEvery <= 0 {
 		opt.CountersEvery = time.Minute
+	}
+	if opt.CountersFullEvery <= 0 {
+		opt.CountersFullEvery = 15 * time.Minute
 	}
 	if opt.BatchSize <= 0 {
 		opt.BatchSize = 500
@@ -325,6 +335,7 @@ func (ix *Index) run() {
 	// current one, step fires for its next chunk (nil when idle).
 	var left []model.InfoHash
 	var step <-chan time.Time
+	var lastFull time.Time
 	for {
 		select {
 		case <-ix.quit:
@@ -336,8 +347,10 @@ func (ix *Index) run() {
 			ix.refreshView()
 		case <-tick.C:
 			if (ix.opt.Counters != nil || ix.opt.CountersBatch != nil) && len(left) == 0 {
-				left = ix.counterRefreshList()
-				step = time.After(0)
+				left = ix.counterRefreshList(&lastFull)
+				if len(left) > 0 {
+					step = time.After(0)
+				}
 			}
 		case <-step:
 			left = ix.refreshCounters(left)
@@ -497,7 +510,15 @@ func (ix *Index) reconcile() error {
 }
 
 // counterRefreshList lists the torrents a counter refresh goes through.
-func (ix *Index) counterRefreshList() []model.InfoHash {
+func (ix *Index) counterRefreshList(lastFull *time.Time) []model.InfoHash {
+	var changed []model.InfoHash
+	if f := ix.opt.CountersChanged; f != nil {
+		changed = f(nil) // drained either way: a full pass covers them
+		if time.Since(*lastFull) < ix.opt.CountersFullEvery {
+			return changed
+		}
+	}
+	*lastFull = time.Now()
 	hs := make([]model.InfoHash, 0, len(ix.known))
 	for h := range ix.known {
 		hs = append(hs, h)
