@@ -482,7 +482,7 @@ func (ix *Index) reconcile() error {
 			if k.hit.Seeders != s || k.hit.Snatches != n {
 				ix.tabMu.Lock()
 				k.hit.Seeders, k.hit.Snatches = s, n
-				ix.tab.setCounters(t.ID, s, n)
+				ix.tab.setCounters(k, s, n)
 				ix.tabMu.Unlock()
 			}
 			return nil
@@ -555,7 +555,7 @@ func (ix *Index) refreshCounters(hs []model.InfoHash) []model.InfoHash {
 		}
 		if s, n := seeders[i], snatches[i]; s != k.hit.Seeders || n != k.hit.Snatches {
 			k.hit.Seeders, k.hit.Snatches = s, n
-			ix.tab.setCounters(h, s, n)
+			ix.tab.setCounters(k, s, n)
 		}
 	}
 	ix.tabMu.Unlock()

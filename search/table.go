@@ -122,9 +122,10 @@ func sizeBucketOf(size int64) int {
 	return len(SizeBuckets) - 1
 }
 
-// setCounters updates the counters of h.
-func (t *table) setCounters(h model.InfoHash, seeders, snatches int) {
-	if i, ok := t.pos[h]; ok {
-		t.rows[i].seeders, t.rows[i].snatches = int64(seeders), int64(snatches)
+// setCounters updates the counters of k's dataset (through k's row, which
+// spares a map lookup in a refresh of the whole catalog).
+func (t *table) setCounters(k *known, seeders, snatches int) {
+	if r := t.rowOf(k); r != nil {
+		r.seeders, r.snatches = int64(seeders), int64(snatches)
 	}
 }
