@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,6 +72,7 @@ type runFlags struct {
 	settle                      time.Duration
 	statsFlush                  time.Duration
 	trackerProcs                int
+	rounds                      int
 }
 
 func run(args []string) error {
@@ -94,10 +96,14 @@ func run(args []string) error {
 	fs.StringVar(&rf.out, "out", "", "also write the markdown report to this file")
 	fs.DurationVar(&rf.settle, "settle", 0, "idle time after the prefill, charged to it")
 	fs.DurationVar(&rf.statsFlush, "stats-flush", 0, "seedbank's stats flush interval (node -stats-flush); 0: the node's default")
+	fs.IntVar(&rf.rounds, "rounds", 1, "measure the modes this many times, alternating which tracker goes first; the table shows medians")
 	fs.IntVar(&rf.trackerProcs, "tracker-procs", 0, "GOMAXPROCS of the seedbank process; 0: Go's default (the CPUs it is pinned to)")
 	fs.Parse(args)
 	if rf.dur > 30*time.Second || rf.dur <= 0 {
 		return fmt.Errorf("-dur must be in (0, 30s]")
+	}
+	if rf.rounds < 1 || rf.rounds > 9 {
+		return fmt.Errorf("-rounds must be in [1, 9]")
 	}
 	if err := pinSelf(rf.genCPU); err != nil {
 		return err
@@ -186,53 +192,75 @@ func run(args []string) error {
 		note(t, "prefill", p)
 		prefill[t.name] = p
 	}
-	type key struct{ tracker, mode, what string }
+	type key struct {
+		tracker, mode, what string
+		round               int
+	}
 	phases := map[key]phase{}
 	modes := strings.Split(rf.modes, ",")
-	for _, m := range modes {
-		mode := loadgen.Mode(m)
-		for _, t := range trackers {
-			only(t)
-			if rf.profileDir != "" && t.stdin != nil {
-				if err := t.command("profile " + filepath.Join(rf.profileDir, "cpu-"+m+".prof")); err != nil {
-					return err
-				}
-			}
-			p, err := measure(ctx, t, loadgen.Run{Mode: mode, Workers: rf.conc, Duration: rf.dur, Seed: rf.seed + 1}, 0)
-			if err != nil {
-				return err
-			}
-			if rf.profileDir != "" && t.stdin != nil {
-				if err := t.command("stopprofile"); err != nil {
-					return err
-				}
-			}
-			note(t, "peak", p)
-			phases[key{t.name, m, "peak"}] = p
+	for round := range rf.rounds {
+		// Alternate the order, so neither tracker always gets the
+		// machine right after the other one ran.
+		order := slices.Clone(trackers)
+		if round%2 == 1 {
+			slices.Reverse(order)
 		}
-		for _, t := range trackers {
-			only(t)
-			rate := phases[key{t.name, m, "peak"}].res.PerSec() / 2
-			tracing := rf.traceDir != "" && t.stdin != nil
-			if tracing {
-				if err := t.command("trace " + filepath.Join(rf.traceDir, "trace-"+m+".out")); err != nil {
+		first := round == 0 // profiles and traces: the first round only
+		for _, m := range modes {
+			mode := loadgen.Mode(m)
+			for _, t := range order {
+				only(t)
+				profiling := first && rf.profileDir != "" && t.stdin != nil
+				if profiling {
+					if err := t.command("profile " + filepath.Join(rf.profileDir, "cpu-"+m+".prof")); err != nil {
+						return err
+					}
+				}
+				p, err := measure(ctx, t, loadgen.Run{Mode: mode, Workers: rf.conc, Duration: rf.dur, Seed: rf.seed + 1}, 0)
+				if err != nil {
 					return err
 				}
+				if profiling {
+					if err := t.command("stopprofile"); err != nil {
+						return err
+					}
+				}
+				note(t, "peak", p)
+				phases[key{t.name, m, "peak", round}] = p
 			}
-			p, err := measure(ctx, t, loadgen.Run{Mode: mode, Workers: rf.halfConc, Duration: rf.dur, Rate: rate, Seed: rf.seed + 2}, 0)
-			if err != nil {
-				return err
-			}
-			if tracing {
-				if err := t.command("stoptrace"); err != nil {
+			for _, t := range order {
+				only(t)
+				rate := phases[key{t.name, m, "peak", round}].res.PerSec() / 2
+				tracing := first && rf.traceDir != "" && t.stdin != nil
+				if tracing {
+					if err := t.command("trace " + filepath.Join(rf.traceDir, "trace-"+m+".out")); err != nil {
+						return err
+					}
+				}
+				p, err := measure(ctx, t, loadgen.Run{Mode: mode, Workers: rf.halfConc, Duration: rf.dur, Rate: rate, Seed: rf.seed + 2}, 0)
+				if err != nil {
 					return err
 				}
+				if tracing {
+					if err := t.command("stoptrace"); err != nil {
+						return err
+					}
+				}
+				printStalls(t.name, m, p.res.Slow)
+				note(t, "half", p)
+				phases[key{t.name, m, "half", round}] = p
 			}
-			printStalls(t.name, m, p.res.Slow)
-			note(t, "half", p)
-			phases[key{t.name, m, "half"}] = p
 		}
 	}
+	// median of f over the rounds of tracker t's phase (mode, what).
+	median := func(t, m, what string, f func(phase) float64) float64 {
+		var v []float64
+		for r := range rf.rounds {
+			v = append(v, f(phases[key{t, m, what, r}]))
+		}
+		return medianOf(v)
+	}
+	peakCPU := func(p phase) float64 { return us(p.cpuPerAnnounce()) }
 
 	// The report.
 	var b strings.Builder
@@ -243,26 +271,47 @@ func run(args []string) error {
 		rf.torrents, rf.peers, rf.torrents*rf.peers, rf.users, rf.conc, rf.dur, rf.dur)
 	b.WriteString("| transport | tracker | peak ann/s | CPU µs/ann at peak | CPU ratio seedbank/opentracker | p50 / p99 at half peak (ms) | CPU µs/ann at half peak | failed | generator CPU at peak |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	var ratios []string
 	for _, m := range modes {
-		var sb, ot time.Duration
-		for _, t := range trackers {
-			pk := phases[key{t.name, m, "peak"}]
-			if t.name == "seedbank" {
-				sb = pk.cpuPerAnnounce()
-			} else {
-				ot = pk.cpuPerAnnounce()
+		var rs []float64
+		ot := "opentracker"
+		for r := range rf.rounds {
+			sb, o := phases[key{"seedbank", m, "peak", r}], phases[key{ot, m, "peak", r}]
+			if sb.res.OK > 0 && o.res.OK > 0 {
+				rs = append(rs, float64(sb.cpuPerAnnounce())/float64(o.cpuPerAnnounce()))
 			}
 		}
 		for _, t := range trackers {
-			pk, hf := phases[key{t.name, m, "peak"}], phases[key{t.name, m, "half"}]
 			ratio := ""
-			if t.name == "seedbank" && ot > 0 {
-				ratio = fmt.Sprintf("**%.2f**", float64(sb)/float64(ot))
+			if t.name == "seedbank" && len(rs) > 0 {
+				ratio = fmt.Sprintf("**%.2f**", medianOf(rs))
+			}
+			var failed int64
+			for r := range rf.rounds {
+				failed += phases[key{t.name, m, "peak", r}].res.Failed + phases[key{t.name, m, "half", r}].res.Failed
 			}
 			fmt.Fprintf(&b, "| %s | %s | %.0f | %.1f | %s | %.2f / %.2f | %.1f | %d | %.0f%% |\n",
-				m, t.name, pk.res.PerSec(), us(pk.cpuPerAnnounce()), ratio,
-				ms(hf.res.Latency(0.5)), ms(hf.res.Latency(0.99)), us(hf.cpuPerAnnounce()),
-				pk.res.Failed+hf.res.Failed, 100*pk.genBusy())
+				m, t.name,
+				median(t.name, m, "peak", func(p phase) float64 { return p.res.PerSec() }),
+				median(t.name, m, "peak", peakCPU), ratio,
+				median(t.name, m, "half", func(p phase) float64 { return ms(p.res.Latency(0.5)) }),
+				median(t.name, m, "half", func(p phase) float64 { return ms(p.res.Latency(0.99)) }),
+				median(t.name, m, "half", peakCPU),
+				failed,
+				median(t.name, m, "peak", func(p phase) float64 { return 100 * p.genBusy() }))
+		}
+		if rf.rounds > 1 && len(rs) > 0 {
+			var each []string
+			for _, r := range rs {
+				each = append(each, fmt.Sprintf("%.2f", r))
+			}
+			ratios = append(ratios, fmt.Sprintf("- %s: CPU ratio at peak in each round %s (median in the table).", m, strings.Join(each, ", ")))
+		}
+	}
+	if rf.rounds > 1 {
+		fmt.Fprintf(&b, "\nMedians over %d rounds; each round measures every mode on both trackers, the order alternating.\n", rf.rounds)
+		for _, l := range ratios {
+			b.WriteString(l + "\n")
 		}
 	}
 	b.WriteString("\n")
@@ -271,15 +320,17 @@ func run(args []string) error {
 		fmt.Fprintf(&b, "- %s prefill (UDP, event=started for every peer, CPU including %v idle after it and the stats flush): %.0f ann/s, %.1f µs CPU/ann, %d failed; RSS after prefill %.0f MiB.\n",
 			t.name, rf.settle, p.res.PerSec(), us(p.cpuPerAnnounce()), p.res.Failed, float64(t.prefRSS)/(1<<20))
 	}
-	for _, m := range modes {
-		for _, t := range trackers {
-			for _, what := range []string{"peak", "half"} {
-				p := phases[key{t.name, m, what}]
-				if p.res.Failed > 0 || p.res.Behind > 0 {
-					fmt.Fprintf(&b, "- %s %s %s: %d failed (%s), %d paced announces dropped.\n", t.name, m, what, p.res.Failed, p.res.ErrorSummary(), p.res.Behind)
-				}
-				if p.res.Reconnect > 0 && what == "peak" {
-					fmt.Fprintf(&b, "- %s %s: the server closed %d kept-alive connections (client reconnected).\n", t.name, m, p.res.Reconnect)
+	for r := range rf.rounds {
+		for _, m := range modes {
+			for _, t := range trackers {
+				for _, what := range []string{"peak", "half"} {
+					p := phases[key{t.name, m, what, r}]
+					if p.res.Failed > 0 || p.res.Behind > 0 {
+						fmt.Fprintf(&b, "- %s %s %s: %d failed (%s), %d paced announces dropped.\n", t.name, m, what, p.res.Failed, p.res.ErrorSummary(), p.res.Behind)
+					}
+					if p.res.Reconnect > 0 && what == "peak" {
+						fmt.Fprintf(&b, "- %s %s: the server closed %d kept-alive connections (client reconnected).\n", t.name, m, p.res.Reconnect)
+					}
 				}
 			}
 		}
@@ -294,6 +345,20 @@ func run(args []string) error {
 		return errors.New("some announces failed validation (see above)")
 	}
 	return nil
+}
+
+// medianOf returns the median of v (the mean of the middle two for an even
+// count), or 0 for none.
+func medianOf(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
