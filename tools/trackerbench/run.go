@@ -139,7 +139,7 @@ func run(args []string) error {
 	for _, name := range strings.Split(rf.targets, ",") {
 		switch name {
 		case "seedbank":
-			t, f, err := startSeedbank(ctx, &rf, tmp)
+			t, f, err := startSeedbank(ctx, &rf, tmp, name, "")
 			if err != nil {
 				return err
 			}
@@ -155,7 +155,18 @@ func run(args []string) error {
 			}
 			trackers = append(trackers, t)
 		default:
-			return fmt.Errorf("unknown target %q", name)
+			bin, ok := strings.CutPrefix(name, "seedbank@")
+			if !ok {
+				return fmt.Errorf("unknown target %q (want seedbank, opentracker or seedbank@PATH)", name)
+			}
+			t, f, err := startSeedbank(ctx, &rf, tmp, name, bin)
+			if err != nil {
+				return err
+			}
+			trackers = append(trackers, t)
+			if fixture == nil {
+				fixture = f
+			}
 		}
 	}
 	failed := false
@@ -210,7 +221,7 @@ func run(args []string) error {
 			mode := loadgen.Mode(m)
 			for _, t := range order {
 				only(t)
-				profiling := first && rf.profileDir != "" && t.stdin != nil
+				profiling := first && rf.profileDir != "" && t.name == "seedbank"
 				if profiling {
 					if err := t.command("profile " + filepath.Join(rf.profileDir, "cpu-"+m+".prof")); err != nil {
 						return err
@@ -231,7 +242,7 @@ func run(args []string) error {
 			for _, t := range order {
 				only(t)
 				rate := phases[key{t.name, m, "peak", round}].res.PerSec() / 2
-				tracing := first && rf.traceDir != "" && t.stdin != nil
+				tracing := first && rf.traceDir != "" && t.name == "seedbank"
 				if tracing {
 					if err := t.command("trace " + filepath.Join(rf.traceDir, "trace-"+m+".out")); err != nil {
 						return err
@@ -308,7 +319,26 @@ func run(args []string) error {
 			ratios = append(ratios, fmt.Sprintf("- %s: CPU ratio at peak in each round %s (median in the table).", m, strings.Join(each, ", ")))
 		}
 	}
-	if rf.rounds > 1 {
+	for _, t := range trackers {
+		if !strings.HasPrefix(t.name, "seedbank@") {
+			continue
+		}
+		for _, m := range modes {
+			var each []string
+			var rs []float64
+			for r := range rf.rounds {
+				a, o := phases[key{"seedbank", m, "peak", r}], phases[key{t.name, m, "peak", r}]
+				if a.res.OK > 0 && o.res.OK > 0 {
+					rs = append(rs, float64(a.cpuPerAnnounce())/float64(o.cpuPerAnnounce()))
+					each = append(each, fmt.Sprintf("%.3f", rs[len(rs)-1]))
+				}
+			}
+			if len(rs) > 0 {
+				ratios = append(ratios, fmt.Sprintf("- %s: CPU at peak, seedbank / %s: median %.3f (rounds %s).", m, t.name, medianOf(rs), strings.Join(each, ", ")))
+			}
+		}
+	}
+	if rf.rounds > 1 || len(ratios) > 0 {
 		fmt.Fprintf(&b, "\nMedians over %d rounds; each round measures every mode on both trackers, the order alternating.\n", rf.rounds)
 		for _, l := range ratios {
 			b.WriteString(l + "\n")
@@ -425,17 +455,22 @@ func pinned(cpu string, argv ...string) *exec.Cmd {
 	return exec.Command("taskset", append([]string{"-c", cpu}, argv...)...)
 }
 
-func startSeedbank(ctx context.Context, rf *runFlags, tmp string) (*tracker, *loadgen.Fixture, error) {
+// startSeedbank starts a seedbank node as target name, served by this
+// binary or, when bin is set, by the trackerbench at bin (built from
+// another commit: an A/B comparison within one run).
+func startSeedbank(ctx context.Context, rf *runFlags, tmp, name, bin string) (*tracker, *loadgen.Fixture, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, nil, err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
+	self := bin
+	if self == "" {
+		if self, err = os.Executable(); err != nil {
+			return nil, nil, err
+		}
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	fixturePath := filepath.Join(tmp, "fixture.txt")
+	fixturePath := filepath.Join(tmp, "fixture-"+strconv.Itoa(port)+".txt")
 	cmd := pinned(rf.trackerCPU, self, "serve", "-seed", strconv.FormatUint(rf.seed, 10),
 		"-users", strconv.Itoa(rf.users), "-torrents", strconv.Itoa(rf.torrents), "-peers", strconv.Itoa(rf.peers),
 		"-http", addr, "-udp", addr, "-fixture", fixturePath, "-stats-flush", rf.statsFlush.String())
@@ -452,15 +487,15 @@ func startSeedbank(ctx context.Context, rf *runFlags, tmp string) (*tracker, *lo
 	if err != nil {
 		return nil, nil, err
 	}
-	fmt.Fprintf(os.Stderr, "starting seedbank: %s\n", strings.Join(cmd.Args, " "))
+	fmt.Fprintf(os.Stderr, "starting %s: %s\n", name, strings.Join(cmd.Args, " "))
 	if err := cmd.Start(); err != nil {
 		return nil, nil, err
 	}
-	t := &tracker{name: "seedbank", cmd: cmd, stdin: stdin, stdout: bufio.NewScanner(stdout)}
+	t := &tracker{name: name, cmd: cmd, stdin: stdin, stdout: bufio.NewScanner(stdout)}
 	ready := make(chan error, 1)
 	go func() {
 		if !t.stdout.Scan() || t.stdout.Text() != "READY" {
-			ready <- fmt.Errorf("seedbank serve did not print READY (%q)", t.stdout.Text())
+			ready <- fmt.Errorf("%s serve did not print READY (%q)", name, t.stdout.Text())
 			return
 		}
 		ready <- nil
