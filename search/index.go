@@ -74,8 +74,8 @@ type Options struct {
 	// CountersChanged, if set, appends to dst the torrents whose counters
 	// changed since its last call. The refresh every CountersEvery then
 	// reads only those, and every torrent only once per CountersFullEvery
-	// (default 15 minutes): reading all of a large catalog each minute
-	// cost a tracker's core about 1.3 s a minute for 100,000 torrents.
+	// (default 15 minutes): a refresh of all of 100,000 torrents took about
+	// 0.4 s of a busy tracker's core (cache misses), every minute.
 	CountersChanged   func(dst []model.InfoHash) []model.InfoHash
 	CountersFullEvery time.Duration
 	// NotFound is the Source's error for a missing torrent (raftstore.
