@@ -57,6 +57,10 @@ func (p phase) sysPerAnnounce() time.Duration {
 	return p.sys / time.Duration(p.res.OK)
 }
 
+// answered reports whether the phase was measured and got answers (a
+// tracker not among the targets has no phases).
+func (p phase) answered() bool { return p.res != nil && p.res.OK > 0 }
+
 func (p phase) genBusy() float64 { return p.gen.Seconds() / p.res.Elapsed.Seconds() }
 
 type runFlags struct {
@@ -203,10 +207,6 @@ func run(args []string) error {
 		note(t, "prefill", p)
 		prefill[t.name] = p
 	}
-	type key struct {
-		tracker, mode, what string
-		round               int
-	}
 	phases := map[key]phase{}
 	modes := strings.Split(rf.modes, ",")
 	for round := range rf.rounds {
@@ -263,16 +263,6 @@ func run(args []string) error {
 			}
 		}
 	}
-	// median of f over the rounds of tracker t's phase (mode, what).
-	median := func(t, m, what string, f func(phase) float64) float64 {
-		var v []float64
-		for r := range rf.rounds {
-			v = append(v, f(phases[key{t, m, what, r}]))
-		}
-		return medianOf(v)
-	}
-	peakCPU := func(p phase) float64 { return us(p.cpuPerAnnounce()) }
-
 	// The report.
 	var b strings.Builder
 	host, _ := os.Hostname()
@@ -280,70 +270,11 @@ func run(args []string) error {
 		started.Format("2006-01-02 15:04 UTC"), host, onlineCPUs(), cpuModel(), rf.trackerCPU, rf.genCPU, loadStart, loadAvg())
 	fmt.Fprintf(&b, "Fixture: %d torrents x %d peers (%d peers), %d users; peak phases %d concurrent requests for %v, half-peak phases paced at half the peak rate for %v.\n\n",
 		rf.torrents, rf.peers, rf.torrents*rf.peers, rf.users, rf.conc, rf.dur, rf.dur)
-	b.WriteString("| transport | tracker | peak ann/s | CPU µs/ann at peak | CPU ratio seedbank/opentracker | p50 / p99 at half peak (ms) | CPU µs/ann at half peak | failed | generator CPU at peak |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	var ratios []string
-	for _, m := range modes {
-		var rs []float64
-		ot := "opentracker"
-		for r := range rf.rounds {
-			sb, o := phases[key{"seedbank", m, "peak", r}], phases[key{ot, m, "peak", r}]
-			if sb.res.OK > 0 && o.res.OK > 0 {
-				rs = append(rs, float64(sb.cpuPerAnnounce())/float64(o.cpuPerAnnounce()))
-			}
-		}
-		for _, t := range trackers {
-			ratio := ""
-			if t.name == "seedbank" && len(rs) > 0 {
-				ratio = fmt.Sprintf("**%.2f**", medianOf(rs))
-			}
-			var failed int64
-			for r := range rf.rounds {
-				failed += phases[key{t.name, m, "peak", r}].res.Failed + phases[key{t.name, m, "half", r}].res.Failed
-			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %.1f | %s | %.2f / %.2f | %.1f | %d | %.0f%% |\n",
-				m, t.name,
-				median(t.name, m, "peak", func(p phase) float64 { return p.res.PerSec() }),
-				median(t.name, m, "peak", peakCPU), ratio,
-				median(t.name, m, "half", func(p phase) float64 { return ms(p.res.Latency(0.5)) }),
-				median(t.name, m, "half", func(p phase) float64 { return ms(p.res.Latency(0.99)) }),
-				median(t.name, m, "half", peakCPU),
-				failed,
-				median(t.name, m, "peak", func(p phase) float64 { return 100 * p.genBusy() }))
-		}
-		if rf.rounds > 1 && len(rs) > 0 {
-			var each []string
-			for _, r := range rs {
-				each = append(each, fmt.Sprintf("%.2f", r))
-			}
-			ratios = append(ratios, fmt.Sprintf("- %s: CPU ratio at peak in each round %s (median in the table).", m, strings.Join(each, ", ")))
-		}
+	names := make([]string, len(trackers))
+	for i, t := range trackers {
+		names[i] = t.name
 	}
-	for _, t := range trackers {
-		if !strings.HasPrefix(t.name, "seedbank@") {
-			continue
-		}
-		for _, m := range modes {
-			var each []string
-			var rs []float64
-			for r := range rf.rounds {
-				a, o := phases[key{"seedbank", m, "peak", r}], phases[key{t.name, m, "peak", r}]
-				if a.res.OK > 0 && o.res.OK > 0 {
-					rs = append(rs, float64(a.cpuPerAnnounce())/float64(o.cpuPerAnnounce()))
-					each = append(each, fmt.Sprintf("%.3f", rs[len(rs)-1]))
-				}
-			}
-			if len(rs) > 0 {
-				ratios = append(ratios, fmt.Sprintf("- %s: CPU at peak, seedbank / %s: median %.3f (rounds %s).", m, t.name, medianOf(rs), strings.Join(each, ", ")))
-			}
-		}
-	}
-	if rf.rounds > 1 || len(ratios) > 0 {
-		fmt.Fprintf(&b, "\nMedians over %d rounds; each round measures every mode on both trackers, the order alternating.\n", rf.rounds)
-		for _, l := range ratios {
-			b.WriteString(l + "\n")
-		}
-	}
+	writeTable(&b, names, modes, rf.rounds, phases)
 	b.WriteString("\n")
 	for _, t := range trackers {
 		p := prefill[t.name]
@@ -375,6 +306,97 @@ func run(args []string) error {
 		return errors.New("some announces failed validation (see above)")
 	}
 	return nil
+}
+
+// key names one measured phase.
+type key struct {
+	tracker, mode, what string
+	round               int
+}
+
+// writeTable writes the results table of trackers names over modes: medians
+// over rounds, the CPU ratio seedbank / opentracker when both ran, and the
+// per-round ratios (also of seedbank to each seedbank@PATH target).
+func writeTable(b *strings.Builder, names, modes []string, rounds int, phases map[key]phase) {
+	// median of f over the rounds of tracker t's phase (mode, what).
+	median := func(t, m, what string, f func(phase) float64) float64 {
+		var v []float64
+		for r := range rounds {
+			if p := phases[key{t, m, what, r}]; p.answered() {
+				v = append(v, f(p))
+			}
+		}
+		return medianOf(v)
+	}
+	cpuUS := func(p phase) float64 { return us(p.cpuPerAnnounce()) }
+	b.WriteString("| transport | tracker | peak ann/s | CPU µs/ann at peak | CPU ratio seedbank/opentracker | p50 / p99 at half peak (ms) | CPU µs/ann at half peak | failed | generator CPU at peak |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	var ratios []string
+	for _, m := range modes {
+		var rs []float64
+		ot := "opentracker"
+		for r := range rounds {
+			sb, o := phases[key{"seedbank", m, "peak", r}], phases[key{ot, m, "peak", r}]
+			if sb.answered() && o.answered() {
+				rs = append(rs, float64(sb.cpuPerAnnounce())/float64(o.cpuPerAnnounce()))
+			}
+		}
+		for _, t := range names {
+			ratio := ""
+			if t == "seedbank" && len(rs) > 0 {
+				ratio = fmt.Sprintf("**%.2f**", medianOf(rs))
+			}
+			var failed int64
+			for r := range rounds {
+				for _, what := range []string{"peak", "half"} {
+					if p := phases[key{t, m, what, r}]; p.res != nil {
+						failed += p.res.Failed
+					}
+				}
+			}
+			fmt.Fprintf(b, "| %s | %s | %.0f | %.1f | %s | %.2f / %.2f | %.1f | %d | %.0f%% |\n",
+				m, t,
+				median(t, m, "peak", func(p phase) float64 { return p.res.PerSec() }),
+				median(t, m, "peak", cpuUS), ratio,
+				median(t, m, "half", func(p phase) float64 { return ms(p.res.Latency(0.5)) }),
+				median(t, m, "half", func(p phase) float64 { return ms(p.res.Latency(0.99)) }),
+				median(t, m, "half", cpuUS),
+				failed,
+				median(t, m, "peak", func(p phase) float64 { return 100 * p.genBusy() }))
+		}
+		if rounds > 1 && len(rs) > 0 {
+			var each []string
+			for _, r := range rs {
+				each = append(each, fmt.Sprintf("%.2f", r))
+			}
+			ratios = append(ratios, fmt.Sprintf("- %s: CPU ratio at peak in each round %s (median in the table).", m, strings.Join(each, ", ")))
+		}
+	}
+	for _, t := range names {
+		if !strings.HasPrefix(t, "seedbank@") {
+			continue
+		}
+		for _, m := range modes {
+			var each []string
+			var rs []float64
+			for r := range rounds {
+				a, o := phases[key{"seedbank", m, "peak", r}], phases[key{t, m, "peak", r}]
+				if a.answered() && o.answered() {
+					rs = append(rs, float64(a.cpuPerAnnounce())/float64(o.cpuPerAnnounce()))
+					each = append(each, fmt.Sprintf("%.3f", rs[len(rs)-1]))
+				}
+			}
+			if len(rs) > 0 {
+				ratios = append(ratios, fmt.Sprintf("- %s: CPU at peak, seedbank / %s: median %.3f (rounds %s).", m, t, medianOf(rs), strings.Join(each, ", ")))
+			}
+		}
+	}
+	if rounds > 1 || len(ratios) > 0 {
+		fmt.Fprintf(b, "\nMedians over %d rounds; each round measures every mode on every target, the order alternating.\n", rounds)
+		for _, l := range ratios {
+			b.WriteString(l + "\n")
+		}
+	}
 }
 
 // medianOf returns the median of v (the mean of the middle two for an even
