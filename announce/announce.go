@@ -64,11 +64,13 @@ func (t *Tracker) putState(st *announceState) {
 
 // authorize checks the passkey's user.
 func (t *Tracker) authorize(passkey string) (model.UserRef, error) {
-	if !validPasskey(passkey) {
-		return model.UserRef{}, ErrMalformedPasskey
-	}
 	u, ok := t.reg.UserByPasskey(passkey)
 	if !ok {
+		// The registry decodes the passkey for its lookup: check the
+		// form only to tell a malformed passkey from an unknown one.
+		if !validPasskey(passkey) {
+			return model.UserRef{}, ErrMalformedPasskey
+		}
 		return u, ErrUnknownPasskey
 	}
 	if !u.Enabled {

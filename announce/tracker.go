@@ -26,7 +26,8 @@ import (
 // methods are called on every announce: they must be in-memory, fast and safe
 // for concurrent use.
 type Registry interface {
-	// UserByPasskey returns the owner of passkey (32 lowercase hex chars).
+	// UserByPasskey returns the owner of passkey (32 lowercase hex chars;
+	// false for any other string, which the tracker checks only then).
 	// passkey may point into a reused buffer: it is valid only during the
 	// call, and an implementation that keeps it must copy it.
 	UserByPasskey(passkey string) (model.UserRef, bool)

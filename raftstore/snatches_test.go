@@ -20,20 +20,10 @@ func TestTorrentSnatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, s := c.leader()
-	var ids []model.InfoHash
+	ids := putTorrents(ctx, t, s, 0xbb, 5)
 	var deltas []model.StatsDelta
-	for i := range 5 {
-		var h model.InfoHash
-		h[0], h[1] = 0xbb, byte(i)
-		tr := model.Torrent{ID: h, InfoHashV1: h.String(), Name: fmt.Sprint("set", i), Metainfo: []byte("d4:infode"),
-			Files: []model.File{{Path: "x", Length: 1 << 20}}, TotalSize: 1 << 20, Uploader: 1, Created: 1}
-		if err := s.PutTorrent(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, h)
-		if i < 4 { // the last torrent has no stats record
-			deltas = append(deltas, model.StatsDelta{UserID: 1, Torrent: h, Downloaded: 10, Snatches: uint64(i)})
-		}
+	for i, h := range ids[:4] { // the last torrent has no stats record
+		deltas = append(deltas, model.StatsDelta{UserID: 1, Torrent: h, Downloaded: 10, Snatches: uint64(i)})
 	}
 	if err := s.CommitStats(ctx, model.StatsBatch{NodeID: "n1", Seq: 1, Deltas: deltas}); err != nil {
 		t.Fatal(err)
@@ -77,17 +67,7 @@ func TestChangeListsSnatchedTorrents(t *testing.T) {
 	if err := raftstoretest.WaitLeader(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	var hs []model.InfoHash
-	for i := range 3 {
-		var h model.InfoHash
-		h[0], h[1] = 0xcc, byte(i)
-		tr := model.Torrent{ID: h, InfoHashV1: h.String(), Name: fmt.Sprint("set", i), Metainfo: []byte("d4:infode"),
-			Files: []model.File{{Path: "x", Length: 1 << 20}}, TotalSize: 1 << 20, Uploader: 1, Created: 1}
-		if err := s.PutTorrent(ctx, tr); err != nil {
-			t.Fatal(err)
-		}
-		hs = append(hs, h)
-	}
+	hs := putTorrents(ctx, t, s, 0xcc, 3)
 	var unknown model.InfoHash
 	unknown[0] = 0xdd // not registered: keeps no counters, so no change
 	err = s.CommitStats(ctx, model.StatsBatch{NodeID: "n1", Seq: 1, Deltas: []model.StatsDelta{
@@ -104,4 +84,22 @@ func TestChangeListsSnatchedTorrents(t *testing.T) {
 	if len(snatched) != 1 || !slices.Equal(snatched[0], hs[1:]) {
 		t.Fatalf("changes listed snatched torrents %x, want one change with %x", snatched, hs[1:])
 	}
+}
+
+// putTorrents registers n small torrents whose hashes start with prefix and
+// returns their hashes.
+func putTorrents(ctx context.Context, t *testing.T, s *raftstore.Store, prefix byte, n int) []model.InfoHash {
+	t.Helper()
+	var hs []model.InfoHash
+	for i := range n {
+		var h model.InfoHash
+		h[0], h[1] = prefix, byte(i)
+		tr := model.Torrent{ID: h, InfoHashV1: h.String(), Name: fmt.Sprint("set", i), Metainfo: []byte("d4:infode"),
+			Files: []model.File{{Path: "x", Length: 1 << 20}}, TotalSize: 1 << 20, Uploader: 1, Created: 1}
+		if err := s.PutTorrent(ctx, tr); err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, h)
+	}
+	return hs
 }
