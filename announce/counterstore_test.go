@@ -197,7 +197,7 @@ func BenchmarkAccount(b *testing.B) {
 		a.account(&report{user: uint64(j%1000 + 1), torrent: tors[j], peer: ids[j], up: uint64(i), down: uint64(i)}, now.Add(time.Second))
 		if i%n == 0 {
 			b.StopTimer()
-			a.take(0, numStatsShards, nil, nil) // a flush: outside the announce path
+			a.take(0, numStatsShards, nil, nil, nil) // a flush: outside the announce path
 			b.StartTimer()
 		}
 	}

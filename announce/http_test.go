@@ -187,7 +187,7 @@ func TestHTTPFailures(t *testing.T) {
 	if n := f.tr.peers.Len(); n != 0 {
 		t.Fatalf("failed announces left %d peers", n)
 	}
-	if fs := f.tr.acct.take(0, numStatsShards, nil, nil); !fs.empty() {
+	if fs := f.tr.acct.take(0, numStatsShards, nil, nil, nil); !fs.empty() {
 		t.Fatalf("failed announces touched stats: %+v", fs)
 	}
 }
@@ -349,7 +349,7 @@ func TestHTTPDualStack(t *testing.T) {
 		len(p6) != 1 || p6[0] != netip.MustParseAddrPort("[2001:db8::1]:6881") {
 		t.Fatalf("peers %v peers6 %v", p4, p6)
 	}
-	fs := f.tr.acct.take(0, numStatsShards, nil, nil)
+	fs := f.tr.acct.take(0, numStatsShards, nil, nil, nil)
 	if len(fs.deltas) != 1 || fs.deltas[0].Uploaded != 1000 || fs.deltas[0].Downloaded != 500 {
 		t.Fatalf("deltas %+v, want one delta of 1000/500", fs.deltas)
 	}
@@ -421,7 +421,7 @@ func TestHTTPHybridScrape(t *testing.T) {
 	if _, ok := f.tr.SwarmStats(f.unknown); ok {
 		t.Fatal("SwarmStats of an unregistered hash")
 	}
-	fs := f.tr.acct.take(0, numStatsShards, nil, nil)
+	fs := f.tr.acct.take(0, numStatsShards, nil, nil, nil)
 	if len(fs.deltas) != 1 || fs.deltas[0].Torrent != f.v1 || fs.deltas[0].Snatches != 1 || fs.deltas[0].Downloaded != 100 {
 		t.Fatalf("hybrid deltas: %+v", fs.deltas)
 	}
@@ -590,13 +590,13 @@ func TestSwarmKeepsTorrentLookup(t *testing.T) {
 	f.reg.torrents[f.ih] = model.TorrentRef{ID: f.ih, TotalSize: 2048}
 	f.reg.mu.Unlock()
 	f.reg.gen.Add(1)
-	f.tr.acct.take(0, numStatsShards, nil, nil)
+	f.tr.acct.take(0, numStatsShards, nil, nil, nil)
 	a.down = 5 + 1<<27 // under the rate limit, over 2 KiB + JumpSlack
 	announceVia(t, f.tr, "198.51.100.1:1", f.pk, a)
 	if sz, ok := f.tr.peers.registered(f.ih, f.reg.TorrentGeneration()); !ok || sz != 2048 {
 		t.Fatalf("kept size %d %v, want 2048", sz, ok)
 	}
-	if fs := f.tr.acct.take(0, numStatsShards, nil, nil); len(fs.deltas) != 0 {
+	if fs := f.tr.acct.take(0, numStatsShards, nil, nil, nil); len(fs.deltas) != 0 {
 		t.Fatalf("a download above the new size was counted: %+v", fs.deltas)
 	}
 	// The v2 hash of a hybrid is looked up every time.

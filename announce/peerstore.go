@@ -774,6 +774,7 @@ func (s *PeerStore) Len() int {
 // Census returns the number of swarms with peers and the numbers of local
 // and remote peers, for metrics. It walks every shard.
 func (s *PeerStore) Census() (swarms, local, remote int) {
+	pc := pace.New(0)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
@@ -789,7 +790,9 @@ func (s *PeerStore) Census() (swarms, local, remote int) {
 				}
 			}
 		}
+		n := len(sh.swarms)
 		sh.mu.Unlock()
+		pc.StepN(n)
 	}
 	return swarms, local, remote
 }
@@ -824,6 +827,9 @@ func cutoff(now uint32, ttl time.Duration) uint32 {
 // PeerRemoved for each local one.
 func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 	n := 0
+	// Every swarm: step aside between shards (a sweep of 100,000 swarms
+	// held a core for 13 ms in one go).
+	pc := pace.New(0)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
@@ -845,7 +851,9 @@ func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 				sh.put(h, &sw) // changing or deleting the current entry is safe in a range
 			}
 		}
+		swarms := len(sh.swarms)
 		sh.mu.Unlock()
+		pc.StepN(swarms)
 	}
 	return n
 }

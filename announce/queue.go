@@ -298,7 +298,7 @@ func (q *statsQueue) deleteCounters(keys []counterKey) error {
 			f.parts = append(f.parts, parts[i])
 		}
 	}
-	_, err := q.append(&f)
+	_, err := q.append(&f, nil) // at startup, before any announce
 	return err
 }
 
@@ -437,11 +437,11 @@ func appendLog(tx *bolt.Tx, p *logPart, arena *[]byte, pc *pace.Pacer) (records 
 }
 
 // append persists f in one transaction: new batches when f has deltas (the
-// last Seq is returned, else 0), and the counter changes.
-func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
+// last Seq is returned, else 0), and the counter changes. It steps aside
+// with pc (nil: never) between parts of the work.
+func (q *statsQueue) append(f *flushSet, pc *pace.Pacer) (seq uint64, err error) {
 	var batches []model.StatsBatch
 	records := make([]int, len(f.parts))
-	pc := pace.New(0)
 	need := 0
 	for i := range f.parts {
 		need += logBytes(&f.parts[i])
@@ -471,6 +471,7 @@ func (q *statsQueue) append(f *flushSet) (seq uint64, err error) {
 			if err := tx.Bucket(bucketBatches).Put(be64(next), encodeBatch(b)); err != nil {
 				return err
 			}
+			pc.StepN(len(chunk))
 			batches = append(batches, b)
 			seq = next
 			next++

@@ -28,7 +28,7 @@ func BenchmarkQueueAppend(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		f := flushSet{parts: []logPart{p}}
-		if _, err := q.append(&f); err != nil {
+		if _, err := q.append(&f, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -415,6 +415,7 @@ func (a *accountant) load(k counterKey, c counterRec) {
 func (a *accountant) sweep(now time.Time) int {
 	cut := now.Add(-a.counterTTL).Unix()
 	n := 0
+	pc := pace.New(0)
 	for i := range a.shards {
 		sh := &a.shards[i]
 		sh.mu.Lock()
@@ -426,7 +427,9 @@ func (a *accountant) sweep(now time.Time) int {
 			}
 			return true
 		})
+		live := sh.counters.len()
 		sh.mu.Unlock()
+		pc.StepN(live)
 	}
 	return n
 }
@@ -498,11 +501,10 @@ func (f *flushSet) counters() int {
 // The parts' puts are carved from scratch (grown as needed and returned in
 // flushSet.scratch), so a caller that reuses it allocates nothing for them
 // in the steady state.
-func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch []byte) flushSet {
+func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch []byte, pc *pace.Pacer) flushSet {
 	var f flushSet
 	all := scratch[:0]
 	var ends []int // per part: where its puts end in all
-	pc := pace.New(0)
 	put := func(k counterKey, c counterRec) { all = appendPut(all, k, c) }
 	pend := func(k sumKey, d sums) {
 		f.deltas = append(f.deltas, model.StatsDelta{UserID: k.user, Torrent: k.torrent, Uploaded: d.up, Downloaded: d.down, Snatches: d.snatches})
@@ -561,6 +563,7 @@ func (a *accountant) take(lo, hi int, full func(shard, live int) bool, scratch [
 	}
 	f.scratch = all
 	f.deltas = sumDeltas(f.deltas)
+	pc.StepN(len(f.deltas))
 	return f
 }
 

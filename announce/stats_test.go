@@ -627,7 +627,7 @@ func TestLargeFlushSplitsIntoBatches(t *testing.T) {
 		f.deltas = append(f.deltas, model.StatsDelta{UserID: uint64(i + 1), Torrent: model.InfoHash{1}, Uploaded: 3})
 		want += 3
 	}
-	if _, err := q.append(&f); err != nil {
+	if _, err := q.append(&f, nil); err != nil {
 		t.Fatal(err)
 	}
 	var got uint64
@@ -744,7 +744,7 @@ func TestCounterLogReplay(t *testing.T) {
 		want[key(i)] = c
 	}
 	f := flushSet{deltas: []model.StatsDelta{{UserID: 1, Torrent: model.InfoHash{1}, Uploaded: 3}}, parts: parts(puts, nil)}
-	if _, err := q.append(&f); err != nil {
+	if _, err := q.append(&f, nil); err != nil {
 		t.Fatal(err)
 	}
 	puts = nil
@@ -759,7 +759,7 @@ func TestCounterLogReplay(t *testing.T) {
 	dels = append(dels, legacy)
 	delete(want, legacy)
 	f = flushSet{parts: parts(puts, dels)}
-	if _, err := q.append(&f); err != nil {
+	if _, err := q.append(&f, nil); err != nil {
 		t.Fatal(err)
 	}
 	reopen()
@@ -793,7 +793,7 @@ func TestCounterLogReplay(t *testing.T) {
 		}
 	}
 	f = flushSet{deltas: []model.StatsDelta{{UserID: 2, Torrent: model.InfoHash{2}, Uploaded: 4}}, parts: []logPart{full}}
-	if _, err := q.append(&f); err != nil {
+	if _, err := q.append(&f, nil); err != nil {
 		t.Fatal(err)
 	}
 	reopen()
@@ -1126,7 +1126,7 @@ func TestRestoreAfterFailedFlush(t *testing.T) {
 			a.account(&r, now.Add(time.Duration(round)*time.Minute))
 		}
 	}
-	first := a.take(0, numStatsShards, nil, nil)
+	first := a.take(0, numStatsShards, nil, nil, nil)
 	if len(first.deltas) != 100 || first.counters() != 300 {
 		t.Fatalf("first take: %d deltas, %d counters; want 100 and 300", len(first.deltas), first.counters())
 	}
@@ -1147,7 +1147,7 @@ func TestRestoreAfterFailedFlush(t *testing.T) {
 	// The flush fails; meanwhile peer 5 announces 1 more byte up.
 	a.account(&report{user: 2, torrent: tor(5), peer: peerID(5), up: 1001, down: 10}, now.Add(2*time.Minute))
 	a.restore(first)
-	second := a.take(0, numStatsShards, nil, nil)
+	second := a.take(0, numStatsShards, nil, nil, nil)
 	want := slices.Clone(first.deltas)
 	for i := range want {
 		if want[i].UserID == 2 && want[i].Torrent == tor(5).ID {
@@ -1167,7 +1167,7 @@ func TestRestoreAfterFailedFlush(t *testing.T) {
 	if snatches != 100 {
 		t.Fatalf("%d snatches, want 100", snatches)
 	}
-	if third := a.take(0, numStatsShards, nil, nil); !third.empty() {
+	if third := a.take(0, numStatsShards, nil, nil, nil); !third.empty() {
 		t.Fatalf("a third take found %d deltas, %d counters", len(third.deltas), third.counters())
 	}
 }

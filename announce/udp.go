@@ -120,6 +120,12 @@ func (t *Tracker) udpWorker(ctx context.Context, b udpBatcher) error {
 	outBuf := make([]byte, udpBatch*udpBufSize) // the answers of one batch
 	refused := t.udpRefused                     // made once: a method value allocates
 	for {
+		// A read returns at once while datagrams keep coming (the Linux
+		// batcher tries the socket before it waits on the read deadline
+		// that ServeUDP sets to stop): check for the end here too.
+		if ctx.Err() != nil {
+			return nil
+		}
 		n, err := b.read()
 		if err != nil {
 			if ctx.Err() != nil {

@@ -186,7 +186,7 @@ func TestUDPRoundTrip(t *testing.T) {
 	if binary.BigEndian.Uint32(resp[16:]) != 1 || len(resp) != 20 {
 		t.Fatalf("after stopped: %x", resp)
 	}
-	fs := f.tr.acct.take(0, numStatsShards, nil, nil)
+	fs := f.tr.acct.take(0, numStatsShards, nil, nil, nil)
 	if len(fs.deltas) != 1 || fs.deltas[0].Downloaded != 5 || fs.deltas[0].Snatches != 1 || fs.deltas[0].Torrent != f.v1 {
 		t.Fatalf("deltas %+v", fs.deltas)
 	}
@@ -274,7 +274,7 @@ func TestUDPErrors(t *testing.T) {
 	if f.tr.peers.Len() != 0 {
 		t.Fatal("failed announces added peers")
 	}
-	if fs := f.tr.acct.take(0, numStatsShards, nil, nil); !fs.empty() {
+	if fs := f.tr.acct.take(0, numStatsShards, nil, nil, nil); !fs.empty() {
 		t.Fatal("failed announces touched stats")
 	}
 }
@@ -328,6 +328,57 @@ func TestServeUDPStops(t *testing.T) {
 		t.Fatalf("closed conn: %v", err)
 	}
 	cancel()
+}
+
+// TestServeUDPStopsUnderLoad: ServeUDP returns soon after cancel even
+// while datagrams keep arriving (its workers then never find the socket
+// empty and never wait on the read deadline that stops them).
+func TestServeUDPStopsUnderLoad(t *testing.T) {
+	f := newHTTPFixture(t, nil)
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.tr.ServeUDP(ctx, conn) }()
+	c := newUDPClient(t, "udp4", conn.LocalAddr())
+	pkt := binary.BigEndian.AppendUint64(nil, udpProtocolID)
+	pkt = append(pkt, 0, 0, 0, 0, 1, 2, 3, 4) // connect, transaction id
+	if c.roundTrip(pkt, 2*time.Second) == nil {
+		t.Fatal("no answer to connect")
+	}
+	stopSending := make(chan struct{})
+	sent := make(chan int)
+	go func() {
+		n := 0
+		defer func() { sent <- n }()
+		for {
+			select {
+			case <-stopSending:
+				return
+			default:
+			}
+			if _, err := c.conn.Write(pkt); err == nil {
+				n++
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ServeUDP after cancel: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ServeUDP still serving 5 s after cancel under load")
+	}
+	close(stopSending)
+	if n := <-sent; n == 0 {
+		t.Fatal("no load was sent")
+	}
 }
 
 // validUDPPacket makes fuzz and benchmark inputs: a packet from `from` with

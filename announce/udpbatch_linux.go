@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -29,12 +30,34 @@ type mmsgBatcher struct {
 	out    [udpBatch]unix.Mmsghdr
 	outIov [udpBatch]unix.Iovec
 	nout   int
-	// The calls RawConn.Read and Write make, made once (a closure made per
-	// call would be allocated per call), with their results.
+	// The calls RawConn.Read, Control and Write make, made once (a closure
+	// made per call would be allocated per call), with their results.
 	recvFn, sendFn func(fd uintptr) bool
+	tryFn          func(fd uintptr)
+	got            bool // what tryFn's recvmmsg returned
 	sent, done     int
 	errno          unix.Errno
+	// empty counts the reads in a row that found the socket empty and
+	// slept (see udpPollPause); 0 after a read that got datagrams.
+	empty int
 }
+
+// While datagrams keep coming, a worker that finds its socket empty
+// sleeps udpPollPause and tries again, udpPollTries times, before it waits
+// in the runtime's network poller. Why: with one P (a node on one core),
+// the scheduler asks the poller for ready sockets only when no goroutine
+// is runnable, or from sysmon every 10 ms. During a stats flush the
+// background goroutines (flusher, raft, log store, FSM) hand work to each
+// other and keep the run queue busy, so a worker parked in the poller
+// waited 15-30 ms for datagrams that had long arrived (traces,
+// BENCHMARKS.md). Expired timers are checked at every scheduling point,
+// and a goroutine woken by one runs next, so a sleeping worker is back
+// within one background step. When traffic stops it parks in the poller
+// after about a millisecond and costs nothing while idle.
+const (
+	udpPollPause = 50 * time.Microsecond
+	udpPollTries = 20
+)
 
 func newUDPBatcher(conn *net.UDPConn) (udpBatcher, error) {
 	rc, err := conn.SyscallConn()
@@ -44,6 +67,7 @@ func newUDPBatcher(conn *net.UDPConn) (udpBatcher, error) {
 	b := &mmsgBatcher{rc: rc, inBuf: make([]byte, udpBatch*udpBufSize)}
 	b.recvFn = b.recvmmsg
 	b.sendFn = b.sendmmsg
+	b.tryFn = func(fd uintptr) { b.got = b.recvmmsg(fd) }
 	for i := range b.in {
 		b.inIov[i].Base = &b.inBuf[i*udpBufSize]
 		b.inIov[i].SetLen(udpBufSize)
@@ -62,9 +86,23 @@ func (b *mmsgBatcher) read() (int, error) {
 		b.in[i].Hdr.Flags = 0
 		b.in[i].Len = 0
 	}
-	if err := b.rc.Read(b.recvFn); err != nil {
-		return 0, err
+	for b.got = false; b.empty < udpPollTries; b.empty++ {
+		if err := b.rc.Control(b.tryFn); err != nil {
+			return 0, err
+		}
+		if b.got {
+			break
+		}
+		time.Sleep(udpPollPause)
 	}
+	if !b.got {
+		// Quiet: wait in the poller (which also ends the wait when the
+		// socket's read deadline passes, as ServeUDP's shutdown needs).
+		if err := b.rc.Read(b.recvFn); err != nil {
+			return 0, err
+		}
+	}
+	b.empty = 0
 	if b.errno != 0 {
 		return 0, fmt.Errorf("recvmmsg: %w", b.errno)
 	}

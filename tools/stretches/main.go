@@ -1,11 +1,12 @@
 // Command stretches reads a Go execution trace (trackerbench -trace) and
 // lists the longest stretches that goroutines other than the UDP tracker
 // loop ran without a break, with where each stopped, plus the wait of the
-// UDP loop goroutines from runnable to running. With the tracker on one
+// UDP loop goroutines from runnable to running, up to the flush that
+// trackerbench makes after the load (a log event). With the tracker on one
 // core, every such stretch is time in which no announce is answered, so
 // this shows what makes the latency tail (BENCHMARKS.md).
 //
-//	go run ./tools/stretches [-n 25] trace-udp.out
+//	go run ./tools/stretches [-n 25] [-from] trace-udp.out
 package main
 
 import (
@@ -24,7 +25,10 @@ type stretch struct {
 	g     trace.GoID
 	dur   trace.Time
 	where string
+	from  string // where the goroutine had stopped before the stretch
 }
+
+var from = flag.Bool("from", false, "also show where each listed stretch's goroutine had stopped before it")
 
 func main() {
 	n := flag.Int("n", 25, "stretches to list")
@@ -71,6 +75,7 @@ func run(path string, n int, out io.Writer) error {
 	runnable := map[trace.GoID]trace.Time{}
 	udp := map[trace.GoID]bool{}
 	created := map[trace.GoID]string{} // where a goroutine started, for one that exits
+	stopped := map[trace.GoID]string{} // where a goroutine last stopped running
 	var all []stretch
 	var waits []trace.Time
 	for {
@@ -80,6 +85,9 @@ func run(path string, n int, out io.Writer) error {
 		}
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if ev.Kind() == trace.EventLog && ev.Log().Category == "trackerbench" && ev.Log().Message == "flush" {
+			break // the load is over; what follows is trackerbench's own flush
 		}
 		if ev.Kind() != trace.EventStateTransition {
 			continue
@@ -115,12 +123,14 @@ func run(path string, n int, out io.Writer) error {
 				if strings.Contains(w, "udpWorker") {
 					udp[g] = true
 				}
-				all = append(all, stretch{g, ev.Time() - t0, w})
+				all = append(all, stretch{g, ev.Time() - t0, w, stopped[g]})
 			}
 			delete(started, g)
+			stopped[g] = where(st.Stack)
 		}
 		if to == trace.GoNotExist {
 			delete(created, g)
+			delete(stopped, g)
 		}
 	}
 	slices.SortFunc(all, func(a, b stretch) int { return int(b.dur - a.dur) })
@@ -133,6 +143,9 @@ func run(path string, n int, out io.Writer) error {
 		}
 		if n > 0 {
 			fmt.Fprintf(out, "  %7.2f ms  g%-6d %s\n", float64(s.dur)/1e6, s.g, s.where)
+			if *from && s.from != "" {
+				fmt.Fprintf(out, "             from %s\n", s.from)
+			}
 			n--
 		}
 		total += s.dur

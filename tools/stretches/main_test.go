@@ -59,3 +59,36 @@ func TestFindsLongStretch(t *testing.T) {
 func fmtSscan(line string, ms *float64) (int, error) {
 	return fmt.Sscan(strings.TrimSpace(line), ms)
 }
+
+// What runs after trackerbench's flush log event is not the load's: it is
+// left out.
+func TestStopsAtFlush(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.out")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int)
+	go func() { done <- spin(8 * time.Millisecond) }()
+	<-done
+	trace.Log(t.Context(), "trackerbench", "flush")
+	go func() { done <- spin(60 * time.Millisecond) }()
+	<-done
+	trace.Stop()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(path, 1, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out.String())
+	lines := strings.Split(out.String(), "\n")
+	var ms float64
+	if _, err := fmtSscan(lines[1], &ms); err != nil || ms > 20 {
+		t.Fatalf("longest stretch %v ms (%v): the one after the flush was counted", ms, err)
+	}
+}

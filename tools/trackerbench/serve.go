@@ -186,6 +186,9 @@ func serve(args []string) error {
 			// phase that made them: queue and commit them now.
 			fctx, fcancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			fmt.Fprintf(os.Stderr, "serve: flush at %s\n", time.Now().Format("15:04:05.000"))
+			// Marks the end of the load in a running execution trace
+			// (tools/stretches stops reading there).
+			trace.Log(fctx, "trackerbench", "flush")
 			if err := n.Tracker().Flush(fctx); err != nil {
 				fmt.Fprintln(os.Stderr, "serve: flush:", err)
 			}
