@@ -90,6 +90,11 @@ type statsQueue struct {
 	compactMin int
 	// compactions counts the log rewrites, for tests.
 	compactions int
+	// Batches are deleted lazily (see committed): every batch up to
+	// committedSeq is in the replicated state, and stale of them are
+	// still in the file.
+	committedSeq uint64
+	stale        int
 	// arena backs the log segments of an append (see append).
 	arena []byte
 }
@@ -457,11 +462,18 @@ func (q *statsQueue) append(f *flushSet, pc *pace.Pacer) (seq uint64, err error)
 			q.arena = arena[:0]
 		}
 	}()
+	// The batches committed so far go in the same transaction.
+	q.mu.Lock()
+	doneSeq, stale := q.committedSeq, q.stale
+	q.mu.Unlock()
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		arena = arena[:0]
 		seq = 0
 		batches = batches[:0]
 		meta := tx.Bucket(bucketMeta)
+		if err := deleteThrough(tx, doneSeq); err != nil {
+			return err
+		}
 		next := binary.BigEndian.Uint64(meta.Get(keyNextSeq))
 		// One flush may hold more deltas than one raft command should
 		// carry: split it into batches of consecutive sequence numbers.
@@ -501,6 +513,7 @@ func (q *statsQueue) append(f *flushSet, pc *pace.Pacer) (seq uint64, err error)
 		return 0, fmt.Errorf("append stats batch: %w", err)
 	}
 	q.mu.Lock()
+	q.stale -= stale
 	if f.dropLegacy {
 		q.legacyRecords = 0
 	}
@@ -526,10 +539,13 @@ func (q *statsQueue) append(f *flushSet, pc *pace.Pacer) (seq uint64, err error)
 // limit (about 30 bytes a delta there, 125 in the JSON of older nodes).
 const maxDeltasPerBatch = 20_000
 
-// oldest returns the pending batch with the lowest Seq.
+// oldest returns the pending (not yet committed) batch with the lowest Seq.
 func (q *statsQueue) oldest() (b model.StatsBatch, ok bool, err error) {
+	q.mu.Lock()
+	after := q.committedSeq + 1
+	q.mu.Unlock()
 	err = q.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bucketBatches).Cursor().First()
+		k, v := tx.Bucket(bucketBatches).Cursor().Seek(be64(after))
 		if k == nil {
 			return nil
 		}
@@ -549,17 +565,36 @@ func (q *statsQueue) oldest() (b model.StatsBatch, ok bool, err error) {
 	return b, ok, err
 }
 
-// remove deletes the batch seq after it was committed.
-func (q *statsQueue) remove(seq uint64) error {
-	err := q.db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketBatches).Delete(be64(seq))
-	})
-	if err != nil {
-		return fmt.Errorf("remove stats batch %d: %w", seq, err)
-	}
+// committed records that batch seq, the oldest pending one, is in the
+// replicated state. It is deleted from the file by the next append's
+// transaction (or close), not by one of its own: a transaction is two
+// fsyncs, and with one per committed batch the queue made a quarter of a
+// flush's fsyncs, each holding the core's only P (BENCHMARKS.md). A
+// crash before that deletion commits the batch again after the restart,
+// which the replicated state ignores (it applies a node's Seqs once, in
+// increasing order).
+func (q *statsQueue) committed(seq uint64) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
+	if seq > q.committedSeq {
+		q.committedSeq = seq
+		q.stale++
+	}
 	delete(q.cache, seq)
-	q.mu.Unlock()
+}
+
+// deleteThrough deletes the batches up to seq.
+func deleteThrough(tx *bolt.Tx, seq uint64) error {
+	if seq == 0 {
+		return nil
+	}
+	b := tx.Bucket(bucketBatches)
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= seq; k, _ = c.First() {
+		if err := b.Delete(k); err != nil {
+			return fmt.Errorf("delete committed stats batch %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+	}
 	return nil
 }
 
@@ -570,10 +605,23 @@ func (q *statsQueue) pending() (int, error) {
 		n = tx.Bucket(bucketBatches).Stats().KeyN
 		return nil
 	})
+	q.mu.Lock()
+	n -= q.stale
+	q.mu.Unlock()
 	return n, err
 }
 
-func (q *statsQueue) close() error { return q.db.Close() }
+// close deletes the committed batches still in the file and closes it.
+func (q *statsQueue) close() error {
+	q.mu.Lock()
+	done, stale := q.committedSeq, q.stale
+	q.mu.Unlock()
+	var err error
+	if stale > 0 {
+		err = q.db.Update(func(tx *bolt.Tx) error { return deleteThrough(tx, done) })
+	}
+	return errors.Join(err, q.db.Close())
+}
 
 // batchFormat is the first byte of a batch in the binary form; a JSON batch
 // (written before it) starts with '{'.

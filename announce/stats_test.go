@@ -649,12 +649,81 @@ func TestLargeFlushSplitsIntoBatches(t *testing.T) {
 			got += d.Uploaded
 		}
 		batches++
-		if err := q.remove(b.Seq); err != nil {
-			t.Fatal(err)
-		}
+		q.committed(b.Seq)
 	}
 	if batches != 3 || got != want {
 		t.Fatalf("%d batches carrying %d bytes, want 3 and %d", batches, got, want)
+	}
+}
+
+// Committed batches leave the file with the next append or at close, not
+// one transaction each; until then they are neither pending nor given out
+// again, and after a crash before their deletion they are given out again
+// (the replicated state applies each Seq once).
+func TestCommittedBatchesDeletedLazily(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, err := openStatsQueue(path, "n1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendOne := func(up uint64) uint64 {
+		t.Helper()
+		f := flushSet{deltas: []model.StatsDelta{{UserID: 1, Torrent: model.InfoHash{1}, Uploaded: up}}}
+		seq, err := q.append(&f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	inFile := func() int {
+		t.Helper()
+		n := 0
+		if err := q.db.View(func(tx *bolt.Tx) error {
+			n = tx.Bucket(bucketBatches).Stats().KeyN
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	oldest := func() uint64 {
+		t.Helper()
+		b, ok, err := q.oldest()
+		if err != nil || !ok {
+			t.Fatalf("oldest: %v %v", ok, err)
+		}
+		return b.Seq
+	}
+	s1, s2, s3 := appendOne(1), appendOne(2), appendOne(3)
+	q.committed(oldest())
+	q.committed(oldest())
+	if n, _ := q.pending(); n != 1 || inFile() != 3 || oldest() != s3 {
+		t.Fatalf("after committing %d and %d: %d pending, %d in the file, oldest %d; want 1, 3, %d", s1, s2, n, inFile(), oldest(), s3)
+	}
+	s4 := appendOne(4)
+	if n, _ := q.pending(); n != 2 || inFile() != 2 || oldest() != s3 {
+		t.Fatalf("after the next append: %d pending, %d in the file, oldest %d; want 2, 2, %d", n, inFile(), oldest(), s3)
+	}
+	// A crash (no close) after committing s3: it comes back.
+	q.committed(s3)
+	q.db.Close()
+	if q, err = openStatsQueue(path, "n1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := q.pending(); n != 2 || oldest() != s3 {
+		t.Fatalf("after a crash: %d pending, oldest %d; want 2, %d", n, oldest(), s3)
+	}
+	// A clean close deletes what was committed.
+	q.committed(s3)
+	if err := q.close(); err != nil {
+		t.Fatal(err)
+	}
+	if q, err = openStatsQueue(path, "n1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	defer q.close()
+	if n, _ := q.pending(); n != 1 || inFile() != 1 || oldest() != s4 {
+		t.Fatalf("after close and reopen: %d pending, %d in the file, oldest %d; want 1, 1, %d", n, inFile(), oldest(), s4)
 	}
 }
 
@@ -1078,9 +1147,7 @@ func TestFlushInSlices(t *testing.T) {
 		if err := sc.CommitStats(context.Background(), b); err != nil {
 			t.Fatal(err)
 		}
-		if err := tr.queue.remove(b.Seq); err != nil {
-			t.Fatal(err)
-		}
+		tr.queue.committed(b.Seq)
 	}
 	if len(seqs) < 4 || !slices.IsSorted(seqs) {
 		t.Fatalf("batches %v: want at least one a slice, in order", seqs)

@@ -449,9 +449,7 @@ func (t *Tracker) commitPending(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("commit stats batch %d: %w", b.Seq, err)
 		}
-		if err := t.queue.remove(b.Seq); err != nil {
-			return err
-		}
+		t.queue.committed(b.Seq)
 		t.log.Debug("stats batch committed", "seq", b.Seq, "deltas", len(b.Deltas))
 	}
 }

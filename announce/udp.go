@@ -66,7 +66,8 @@ func (t *Tracker) newUDPState() *udpState {
 // call (recvmmsg and sendmmsg on Linux). One worker owns one.
 type udpBatcher interface {
 	// read waits for datagrams and returns how many arrived (at most
-	// udpBatch); datagram(i) then returns the i-th.
+	// udpBatch; 0 when it gave up waiting for now); datagram(i) then
+	// returns the i-th.
 	read() (int, error)
 	// datagram returns the i-th datagram read and its sender; false for
 	// one not to answer (oversized, or from an address it cannot read).
@@ -96,7 +97,7 @@ func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
 	defer stop()
 	errc := make(chan error, workers)
 	for range workers {
-		b, err := newUDPBatcher(conn)
+		b, err := newUDPBatcher(conn, workers == 1)
 		if err != nil {
 			return fmt.Errorf("announce: %w", err)
 		}

@@ -546,7 +546,7 @@ func TestUDPBatch(t *testing.T) {
 			}
 		}
 	}
-	b, err := newUDPBatcher(conn)
+	b, err := newUDPBatcher(conn, true)
 	if err != nil {
 		t.Fatal(err)
 	}

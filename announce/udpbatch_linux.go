@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"time"
 	"unsafe"
@@ -37,34 +38,43 @@ type mmsgBatcher struct {
 	got            bool // what tryFn's recvmmsg returned
 	sent, done     int
 	errno          unix.Errno
-	// empty counts the reads in a row that found the socket empty and
-	// slept (see udpPollPause); 0 after a read that got datagrams.
+	// With pause (one worker on the socket): empty counts the reads in a
+	// row that found the socket empty and waited udpPollPause.
+	conn  *net.UDPConn
+	pause bool
 	empty int
 }
 
-// While datagrams keep coming, a worker that finds its socket empty
-// sleeps udpPollPause and tries again, udpPollTries times, before it waits
-// in the runtime's network poller. Why: with one P (a node on one core),
-// the scheduler asks the poller for ready sockets only when no goroutine
-// is runnable, or from sysmon every 10 ms. During a stats flush the
-// background goroutines (flusher, raft, log store, FSM) hand work to each
-// other and keep the run queue busy, so a worker parked in the poller
-// waited 15-30 ms for datagrams that had long arrived (traces,
-// BENCHMARKS.md). Expired timers are checked at every scheduling point,
-// and a goroutine woken by one runs next, so a sleeping worker is back
-// within one background step. When traffic stops it parks in the poller
-// after about a millisecond and costs nothing while idle.
+// A lone worker (one P: a node on one core) that finds its socket empty
+// waits for datagrams at most udpPollPause, udpPollTries times in a row,
+// before it waits without a short deadline. Why: with one P the scheduler
+// asks the poller for ready sockets only when no goroutine is runnable
+// (or from sysmon every 10 ms). During a stats flush raft, the log
+// store, the FSM and the flusher hand work to each other and keep the run
+// queue busy, so a worker parked in the poller waited 15-30 ms for
+// datagrams that had arrived (execution traces, BENCHMARKS.md). Timers
+// are checked at every scheduling point and the goroutine an expired
+// read deadline wakes runs next, so the worker is back within one
+// background step; and as it still waits in the poller, an idle-time GC
+// worker (which checks the poller, not timers) also makes way for it.
+// The deadline is the socket's, shared by every reader, so only a lone
+// worker plays with it.
 const (
 	udpPollPause = 50 * time.Microsecond
 	udpPollTries = 20
+	// udpQuietWait bounds a quiet worker's wait, so it sees ServeUDP's
+	// end even if its own deadline replaced the one ServeUDP set.
+	udpQuietWait = 100 * time.Millisecond
 )
 
-func newUDPBatcher(conn *net.UDPConn) (udpBatcher, error) {
+// newUDPBatcher returns conn's batcher; alone says it is the only one
+// reading conn (see udpPollPause).
+func newUDPBatcher(conn *net.UDPConn, alone bool) (udpBatcher, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("udp socket: %w", err)
 	}
-	b := &mmsgBatcher{rc: rc, inBuf: make([]byte, udpBatch*udpBufSize)}
+	b := &mmsgBatcher{rc: rc, inBuf: make([]byte, udpBatch*udpBufSize), conn: conn, pause: alone}
 	b.recvFn = b.recvmmsg
 	b.sendFn = b.sendmmsg
 	b.tryFn = func(fd uintptr) { b.got = b.recvmmsg(fd) }
@@ -86,27 +96,48 @@ func (b *mmsgBatcher) read() (int, error) {
 		b.in[i].Hdr.Flags = 0
 		b.in[i].Len = 0
 	}
-	for b.got = false; b.empty < udpPollTries; b.empty++ {
-		if err := b.rc.Control(b.tryFn); err != nil {
+	if b.pause {
+		n, err := b.readPaused()
+		if err != nil || n == 0 {
 			return 0, err
 		}
-		if b.got {
-			break
-		}
-		time.Sleep(udpPollPause)
+	} else if err := b.rc.Read(b.recvFn); err != nil {
+		return 0, err
 	}
-	if !b.got {
-		// Quiet: wait in the poller (which also ends the wait when the
-		// socket's read deadline passes, as ServeUDP's shutdown needs).
-		if err := b.rc.Read(b.recvFn); err != nil {
-			return 0, err
-		}
-	}
-	b.empty = 0
 	if b.errno != 0 {
 		return 0, fmt.Errorf("recvmmsg: %w", b.errno)
 	}
 	return b.done, nil
+}
+
+// readPaused is read for a lone worker: it returns 1 when recvmmsg was
+// made (its results in done and errno), 0 when nothing came in
+// udpQuietWait.
+func (b *mmsgBatcher) readPaused() (int, error) {
+	if err := b.rc.Control(b.tryFn); err != nil {
+		return 0, err
+	}
+	if b.got {
+		b.empty = 0
+		return 1, nil
+	}
+	wait := udpPollPause
+	if b.empty >= udpPollTries {
+		wait = udpQuietWait
+	}
+	if err := b.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
+		return 0, err
+	}
+	err := b.rc.Read(b.recvFn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		b.empty = min(b.empty+1, udpPollTries)
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	b.empty = 0
+	return 1, nil
 }
 
 func (b *mmsgBatcher) recvmmsg(fd uintptr) bool {

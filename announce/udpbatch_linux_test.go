@@ -23,7 +23,7 @@ func TestMmsgBatcher(t *testing.T) {
 	}
 	defer conn.Close()
 	port := conn.LocalAddr().(*net.UDPAddr).Port
-	ub, err := newUDPBatcher(conn)
+	ub, err := newUDPBatcher(conn, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,15 +98,71 @@ func TestMmsgBatcher(t *testing.T) {
 	}
 }
 
-// TestMmsgBatcherAllocs: reading a batch and answering it allocates
-// nothing.
-func TestMmsgBatcherAllocs(t *testing.T) {
+// A lone worker's batcher waits udpPollPause on an empty socket and
+// reports nothing, then up to udpQuietWait once it has found the socket
+// empty udpPollTries times; a datagram ends either wait; a closed socket
+// is an error.
+func TestMmsgBatcherAlone(t *testing.T) {
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ub, err := newUDPBatcher(conn)
+	ub, err := newUDPBatcher(conn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newUDPClient(t, "udp4", conn.LocalAddr())
+	start := time.Now()
+	if n, err := ub.read(); n != 0 || err != nil {
+		t.Fatalf("read of an empty socket: %d %v, want 0 and no error", n, err)
+	}
+	if took := time.Since(start); took >= udpQuietWait {
+		t.Fatalf("the first empty read took %v, want about %v", took, udpPollPause)
+	}
+	for range udpPollTries {
+		ub.read()
+	}
+	start = time.Now()
+	if n, err := ub.read(); n != 0 || err != nil {
+		t.Fatalf("quiet read: %d %v", n, err)
+	}
+	if took := time.Since(start); took < udpQuietWait*9/10 {
+		t.Fatalf("a quiet read gave up after %v, want %v", took, udpQuietWait)
+	}
+	// A datagram ends a quiet wait at once.
+	go func() {
+		time.Sleep(10 * time.Millisecond)
+		c.conn.Write([]byte("x"))
+	}()
+	start = time.Now()
+	if n, err := ub.read(); n != 1 || err != nil {
+		t.Fatalf("read of a datagram sent during a quiet wait: %d %v", n, err)
+	}
+	if took := time.Since(start); took >= udpQuietWait {
+		t.Fatalf("the datagram was read after %v", took)
+	}
+	conn.Close()
+	if _, err := ub.read(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("read of a closed socket: %v", err)
+	}
+}
+
+// TestMmsgBatcherAllocs: reading a batch and answering it allocates
+// nothing, with a socket of its own or not.
+func TestMmsgBatcherAllocs(t *testing.T) {
+	for _, alone := range []bool{false, true} {
+		testMmsgBatcherAllocs(t, alone)
+	}
+}
+
+func testMmsgBatcherAllocs(t *testing.T, alone bool) {
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ub, err := newUDPBatcher(conn, alone)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +174,9 @@ func TestMmsgBatcherAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 		n, err := ub.read()
+		for alone && n == 0 && err == nil { // gave up waiting: try again
+			n, err = ub.read()
+		}
 		if err != nil || n != 1 {
 			t.Fatalf("read %d %v", n, err)
 		}
@@ -133,6 +192,6 @@ func TestMmsgBatcherAllocs(t *testing.T) {
 		}
 	})
 	if allocs != 0 {
-		t.Fatalf("%v allocations per datagram read and answered, want 0", allocs)
+		t.Fatalf("alone %v: %v allocations per datagram read and answered, want 0", alone, allocs)
 	}
 }

@@ -24,7 +24,7 @@ type xnetBatcher struct {
 	nout int
 }
 
-func newUDPBatcher(conn *net.UDPConn) (udpBatcher, error) {
+func newUDPBatcher(conn *net.UDPConn, _ bool) (udpBatcher, error) {
 	b := &xnetBatcher{in: make([]ipv4.Message, udpBatch), out: make([]ipv4.Message, udpBatch)}
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() != nil {
 		b.conn = ipv4.NewPacketConn(conn)

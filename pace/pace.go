@@ -6,9 +6,16 @@
 // sysmon after about 10 ms, which then preempts it. A background loop that
 // never blocks therefore delays every announce that arrives meanwhile by
 // 10-20 ms (seen in execution traces, BENCHMARKS.md). A short sleep blocks:
-// the scheduler polls the network, the announce loops drain their sockets,
-// and the work goes on. With idle cores the sleep costs little: the next
-// timer check resumes it.
+// the scheduler runs what expired timers made ready (a UDP worker waiting
+// with a short read deadline, see announce), polls the network if nothing
+// else is runnable, and the work goes on. With idle cores the sleep costs
+// little: the next timer check resumes it.
+//
+// The sleep is Pause, not a microsecond: a goroutine woken by a timer goes
+// to the front of its P's run queue and pushes the one there back, so a
+// sleep that had already expired when the scheduler looked at the timers
+// put the paced goroutine ahead of the UDP worker its own timer had just
+// woken (traces showed that worker waiting 15-30 ms during a stats flush).
 package pace
 
 import "time"
@@ -23,6 +30,10 @@ type Pacer struct {
 // DefaultSlice is the work between two steps aside: short enough that an
 // announce waits well under the 5 ms tail the tracker aims for.
 const DefaultSlice = time.Millisecond
+
+// Pause is how long a step aside sleeps: long enough that its timer has
+// not expired when the scheduler next checks timers.
+const Pause = 20 * time.Microsecond
 
 // stepsPerCheck bounds how often Step reads the clock.
 const stepsPerCheck = 64
@@ -53,6 +64,6 @@ func (p *Pacer) StepN(n int) {
 	if time.Since(p.start) < p.slice {
 		return
 	}
-	time.Sleep(time.Microsecond)
+	time.Sleep(Pause)
 	p.start = time.Now()
 }

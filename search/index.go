@@ -43,6 +43,7 @@ import (
 	"github.com/blugelabs/bluge/index"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/pace"
 )
 
 // Source is the replicated catalog the index is built from. *raftstore.Store
@@ -520,8 +521,12 @@ func (ix *Index) counterRefreshList(lastFull *time.Time) []model.InfoHash {
 	}
 	*lastFull = time.Now()
 	hs := make([]model.InfoHash, 0, len(ix.known))
+	// known changes only on this goroutine, so a step aside in the middle
+	// is safe; 100,000 torrents held a busy core for 15 ms (trace).
+	p := pace.New(0)
 	for h := range ix.known {
 		hs = append(hs, h)
+		p.Step()
 	}
 	return hs
 }
