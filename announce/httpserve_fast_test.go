@@ -322,3 +322,39 @@ func FuzzParseSplit(f *testing.F) {
 		}
 	})
 }
+
+// With one P the fast path's lone acceptor waits with short deadlines
+// while connections keep coming and long ones when quiet (pollPause):
+// announces in a burst, after a quiet spell and after a long one are all
+// answered on the fast path, and shutdown still ends it.
+func TestServeTCPFastPathAlone(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	f := newHTTPFixture(t, nil)
+	addr, stop, s := startServerHooked(t, f, ServeOptions{})
+	target := "/" + f.pk + "/announce?" + ann{ih: f.ih, id: peerID(1), port: 7001, left: 1}.query()
+	announce := func() {
+		t.Helper()
+		c, br := dialTest(t, addr)
+		io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		expectAnnounceOK(t, br, true)
+		c.Close()
+	}
+	const burst = 50
+	for range burst {
+		announce()
+	}
+	time.Sleep(10 * pollTries * pollPause) // quiet: long deadlines
+	announce()
+	time.Sleep(listenerCheck + 100*time.Millisecond) // past a long deadline
+	announce()
+	if fastPath() && (s.fastAnswers.Load() != burst+2 || s.handOffs.Load() != 0) {
+		t.Fatalf("fast answers %d, handoffs %d: want %d and 0", s.fastAnswers.Load(), s.handOffs.Load(), burst+2)
+	}
+	start := time.Now()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("shutdown took %v", d)
+	}
+}

@@ -83,9 +83,9 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 	n := runtime.GOMAXPROCS(0)
 	errs := make(chan error, n)
 	for range n - 1 {
-		go func() { errs <- s.fastLoop(rc, wait, f) }()
+		go func() { errs <- s.fastLoop(rc, wait, f, false) }()
 	}
-	err = s.fastLoop(rc, wait, f)
+	err = s.fastLoop(rc, wait, f, n == 1)
 	f.Close() // the other loops end
 	for range n - 1 {
 		if e := <-errs; err == nil {
@@ -101,7 +101,10 @@ const listenerCheck = time.Second
 
 // fastLoop accepts and serves connections until the listener (rc) or its
 // duplicate f (wait its raw connection) is closed, and returns that error.
-func (s *httpServer) fastLoop(rc, wait syscall.RawConn, f *os.File) error {
+// A lone loop (alone: one P) that finds no connection queued waits at most
+// pollPause at a time while connections keep coming, for the reason a
+// lone UDP worker does (see pollPause).
+func (s *httpServer) fastLoop(rc, wait syscall.RawConn, f *os.File, alone bool) error {
 	cs := &connState{br: bufio.NewReaderSize(nil, maxRequestLine), out: make([]byte, 0, 2048)}
 	buf := make([]byte, maxRequestLine)
 	var (
@@ -123,10 +126,23 @@ func (s *httpServer) fastLoop(rc, wait syscall.RawConn, f *os.File) error {
 				return true
 			}
 		}
-		noop    = func(uintptr) {}
-		backoff time.Duration
+		noop     = func(uintptr) {}
+		backoff  time.Duration
+		empty    = pollTries // waits in a row that ended with nothing queued
+		deadline time.Time   // alone: the wait's deadline last set
 	)
 	for {
+		if alone {
+			// A new deadline only when the last one has passed, so a
+			// busy loop changes no timer per connection.
+			if now := time.Now(); !now.Before(deadline) {
+				deadline = now.Add(pollPause)
+				if empty >= pollTries {
+					deadline = now.Add(listenerCheck)
+				}
+				f.SetReadDeadline(deadline)
+			}
+		}
 		if err := wait.Read(accept); err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return err
@@ -134,9 +150,18 @@ func (s *httpServer) fastLoop(rc, wait syscall.RawConn, f *os.File) error {
 			if err := rc.Control(noop); err != nil {
 				return err // closed by its owner
 			}
-			f.SetReadDeadline(time.Now().Add(listenerCheck))
+			empty = min(empty+1, pollTries)
+			if !alone {
+				f.SetReadDeadline(time.Now().Add(listenerCheck))
+			}
 			continue
 		}
+		if alone && empty >= pollTries {
+			// Busy after a quiet spell: back to short waits.
+			deadline = time.Now().Add(pollPause)
+			f.SetReadDeadline(deadline)
+		}
+		empty = 0
 		if aerr != 0 {
 			backoff = s.acceptBackoff(backoff, aerr)
 			continue

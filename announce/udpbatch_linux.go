@@ -31,44 +31,26 @@ type mmsgBatcher struct {
 	out    [udpBatch]unix.Mmsghdr
 	outIov [udpBatch]unix.Iovec
 	nout   int
-	// The calls RawConn.Read, Control and Write make, made once (a closure
-	// made per call would be allocated per call), with their results.
+	// The calls RawConn.Read and Write make, made once (a closure made
+	// per call would be allocated per call), with their results.
 	recvFn, sendFn func(fd uintptr) bool
-	tryFn          func(fd uintptr)
-	got            bool // what tryFn's recvmmsg returned
 	sent, done     int
 	errno          unix.Errno
-	// With pause (one worker on the socket): empty counts the reads in a
-	// row that found the socket empty and waited udpPollPause.
-	conn  *net.UDPConn
-	pause bool
-	empty int
+	// With pause (one worker on the socket, see pollPause): the read
+	// deadline last set, and the reads in a row that found nothing.
+	conn     *net.UDPConn
+	pause    bool
+	deadline time.Time
+	empty    int
 }
 
-// A lone worker (one P: a node on one core) that finds its socket empty
-// waits for datagrams at most udpPollPause, udpPollTries times in a row,
-// before it waits without a short deadline. Why: with one P the scheduler
-// asks the poller for ready sockets only when no goroutine is runnable
-// (or from sysmon every 10 ms). During a stats flush raft, the log
-// store, the FSM and the flusher hand work to each other and keep the run
-// queue busy, so a worker parked in the poller waited 15-30 ms for
-// datagrams that had arrived (execution traces, BENCHMARKS.md). Timers
-// are checked at every scheduling point and the goroutine an expired
-// read deadline wakes runs next, so the worker is back within one
-// background step; and as it still waits in the poller, an idle-time GC
-// worker (which checks the poller, not timers) also makes way for it.
-// The deadline is the socket's, shared by every reader, so only a lone
-// worker plays with it.
-const (
-	udpPollPause = 50 * time.Microsecond
-	udpPollTries = 20
-	// udpQuietWait bounds a quiet worker's wait, so it sees ServeUDP's
-	// end even if its own deadline replaced the one ServeUDP set.
-	udpQuietWait = 100 * time.Millisecond
-)
+// udpQuietWait bounds a quiet lone worker's wait (see pollPause), so it
+// sees ServeUDP's end even if its own deadline replaced the one ServeUDP
+// set.
+const udpQuietWait = 100 * time.Millisecond
 
 // newUDPBatcher returns conn's batcher; alone says it is the only one
-// reading conn (see udpPollPause).
+// reading conn (see pollPause).
 func newUDPBatcher(conn *net.UDPConn, alone bool) (udpBatcher, error) {
 	rc, err := conn.SyscallConn()
 	if err != nil {
@@ -77,7 +59,6 @@ func newUDPBatcher(conn *net.UDPConn, alone bool) (udpBatcher, error) {
 	b := &mmsgBatcher{rc: rc, inBuf: make([]byte, udpBatch*udpBufSize), conn: conn, pause: alone}
 	b.recvFn = b.recvmmsg
 	b.sendFn = b.sendmmsg
-	b.tryFn = func(fd uintptr) { b.got = b.recvmmsg(fd) }
 	for i := range b.in {
 		b.inIov[i].Base = &b.inBuf[i*udpBufSize]
 		b.inIov[i].SetLen(udpBufSize)
@@ -111,30 +92,38 @@ func (b *mmsgBatcher) read() (int, error) {
 }
 
 // readPaused is read for a lone worker: it returns 1 when recvmmsg was
-// made (its results in done and errno), 0 when nothing came in
-// udpQuietWait.
+// made (its results in done and errno), 0 when nothing came before the
+// read deadline: pollPause from when the socket was last found empty, or
+// udpQuietWait once it was empty pollTries times in a row. The deadline
+// is set only when the last one has passed (or was a quiet one and
+// datagrams came), so a busy worker reads with one system call and no
+// timer change.
 func (b *mmsgBatcher) readPaused() (int, error) {
-	if err := b.rc.Control(b.tryFn); err != nil {
-		return 0, err
+	now := time.Now()
+	if !now.Before(b.deadline) {
+		wait := pollPause
+		if b.empty >= pollTries {
+			wait = udpQuietWait
+		}
+		b.deadline = now.Add(wait)
+		if err := b.conn.SetReadDeadline(b.deadline); err != nil {
+			return 0, err
+		}
 	}
-	if b.got {
-		b.empty = 0
-		return 1, nil
-	}
-	wait := udpPollPause
-	if b.empty >= udpPollTries {
-		wait = udpQuietWait
-	}
-	if err := b.conn.SetReadDeadline(time.Now().Add(wait)); err != nil {
-		return 0, err
-	}
-	err := b.rc.Read(b.recvFn)
+	err := b.rc.Read(b.recvFn) // tries at once, then waits until the deadline
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		b.empty = min(b.empty+1, udpPollTries)
+		b.empty = min(b.empty+1, pollTries)
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
+	}
+	if b.empty >= pollTries {
+		// Busy after a quiet spell: back to short waits.
+		b.deadline = now.Add(pollPause)
+		if err := b.conn.SetReadDeadline(b.deadline); err != nil {
+			return 0, err
+		}
 	}
 	b.empty = 0
 	return 1, nil

@@ -98,9 +98,9 @@ func TestMmsgBatcher(t *testing.T) {
 	}
 }
 
-// A lone worker's batcher waits udpPollPause on an empty socket and
+// A lone worker's batcher waits pollPause on an empty socket and
 // reports nothing, then up to udpQuietWait once it has found the socket
-// empty udpPollTries times; a datagram ends either wait; a closed socket
+// empty pollTries times; a datagram ends either wait; a closed socket
 // is an error.
 func TestMmsgBatcherAlone(t *testing.T) {
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -118,9 +118,9 @@ func TestMmsgBatcherAlone(t *testing.T) {
 		t.Fatalf("read of an empty socket: %d %v, want 0 and no error", n, err)
 	}
 	if took := time.Since(start); took >= udpQuietWait {
-		t.Fatalf("the first empty read took %v, want about %v", took, udpPollPause)
+		t.Fatalf("the first empty read took %v, want about %v", took, pollPause)
 	}
-	for range udpPollTries {
+	for range pollTries {
 		ub.read()
 	}
 	start = time.Now()

@@ -1,0 +1,24 @@
+package announce
+
+import "time"
+
+// A lone loop reading a socket (one P: a node on one core), the UDP worker
+// or the HTTP fast path's acceptor, that finds nothing to read waits in
+// the runtime's poller at most pollPause at a time, pollTries times in a
+// row, and only then without a short deadline.
+//
+// Why: with one P the scheduler asks the poller for ready sockets only
+// when no goroutine is runnable (or from sysmon every 10 ms). During a
+// stats flush raft, the log store, the FSM and the flusher hand work to
+// each other and keep the run queue busy, so a loop parked in the poller
+// waited 15-30 ms for datagrams that had arrived (execution traces,
+// BENCHMARKS.md). Timers are checked at every scheduling point and the
+// goroutine an expired read deadline wakes runs next, so the loop is back
+// within one background step (pace); as it still waits in the poller, an
+// idle-time GC worker, which polls the network but not timers, makes way
+// for it too. A read deadline belongs to the socket, shared by all its
+// readers, so only a lone loop sets short ones.
+const (
+	pollPause = 50 * time.Microsecond
+	pollTries = 20
+)
