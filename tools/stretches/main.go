@@ -6,7 +6,7 @@
 // core, every such stretch is time in which no announce is answered, so
 // this shows what makes the latency tail (BENCHMARKS.md).
 //
-//	go run ./tools/stretches [-n 25] [-from] trace-udp.out
+//	go run ./tools/stretches [-n 25] [-from] [-gaps 10] trace-udp.out
 package main
 
 import (
@@ -32,12 +32,17 @@ var from = flag.Bool("from", false, "also show where each listed stretch's gorou
 
 func main() {
 	n := flag.Int("n", 25, "stretches to list")
+	nGaps := flag.Int("gaps", 0, "also list this many of the UDP loop's longest gaps, with what ran in each")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: stretches [-n N] TRACE")
+		fmt.Fprintln(os.Stderr, "usage: stretches [-n N] [-from] [-gaps N] TRACE")
 		os.Exit(2)
 	}
-	if err := run(flag.Arg(0), *n, os.Stdout); err != nil {
+	err := run(flag.Arg(0), *n, os.Stdout)
+	if err == nil && *nGaps > 0 {
+		err = gaps(flag.Arg(0), *nGaps, os.Stdout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "stretches:", err)
 		os.Exit(1)
 	}

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/trace"
 	"strings"
 	"testing"
@@ -90,5 +92,72 @@ func TestStopsAtFlush(t *testing.T) {
 	var ms float64
 	if _, err := fmtSscan(lines[1], &ms); err != nil || ms > 20 {
 		t.Fatalf("longest stretch %v ms (%v): the one after the flush was counted", ms, err)
+	}
+}
+
+// udpWorker stands for the tracker's UDP loop (found by name): it reads
+// a UDP socket until it is closed.
+func udpWorker(c *net.UDPConn) {
+	buf := make([]byte, 64)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// With one P, a goroutine that spins while a datagram waits keeps the UDP
+// loop from running: the gap is listed with the spinner in it.
+func TestGapsNameWhatRan(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := net.DialUDP("udp4", nil, conn.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	path := filepath.Join(t.TempDir(), "trace.out")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := trace.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { udpWorker(conn); close(done) }()
+	client.Write([]byte("a")) // the loop runs and waits again
+	time.Sleep(10 * time.Millisecond)
+	spun := make(chan int)
+	go func() {
+		client.Write([]byte("b")) // arrives while the spinner holds the P
+		spun <- spin(30 * time.Millisecond)
+	}()
+	<-spun
+	time.Sleep(10 * time.Millisecond)
+	conn.Close()
+	<-done
+	trace.Stop()
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := gaps(path, 1, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out.String())
+	lines := strings.Split(out.String(), "\n")
+	var ms float64
+	if len(lines) < 3 {
+		t.Fatalf("no gap listed:\n%s", out.String())
+	}
+	if _, err := fmtSscan(lines[1], &ms); err != nil || ms < 5 {
+		t.Fatalf("longest gap %v ms (%v), want at least 5", ms, err)
+	}
+	if !strings.Contains(lines[2], "TestGapsNameWhatRan") {
+		t.Fatalf("the spinner is not named first in the gap:\n%s", out.String())
 	}
 }
