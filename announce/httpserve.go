@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/seedbank/seedbank/pace"
 )
 
 // The tracker's own HTTP/1.1 server. A client's announce is one small GET
@@ -378,10 +380,13 @@ func (s *httpServer) now() time.Time {
 	return time.Now()
 }
 
-// observe reports a written response to Observe.
+// observe reports a written response to Observe, and to pace (an answer
+// loop made progress).
 func (s *httpServer) observe(status int, start time.Time) {
+	now := time.Now()
+	pace.Progress(now)
 	if s.opts.Observe != nil {
-		s.opts.Observe(status, time.Since(start))
+		s.opts.Observe(status, now.Sub(start))
 	}
 }
 

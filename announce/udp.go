@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"time"
 	"unsafe"
+
+	"github.com/seedbank/seedbank/pace"
 )
 
 // BEP 15 wire constants.
@@ -134,8 +136,12 @@ func (t *Tracker) udpWorker(ctx context.Context, b udpBatcher) error {
 			}
 			return fmt.Errorf("announce: udp read: %w", err)
 		}
+		if n == 0 {
+			continue // gave up waiting for now
+		}
 		answers := 0
-		now := t.now() // one clock read per batch: stamps are in seconds
+		now := t.now()            // one clock read per batch: stamps are in seconds
+		pace.Progress(time.Now()) // t.now may be a test's clock
 		for i := range n {
 			pkt, from, ok := b.datagram(i)
 			if !ok {

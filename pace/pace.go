@@ -18,7 +18,10 @@
 // woken (traces showed that worker waiting 15-30 ms during a stats flush).
 package pace
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Pacer is used by one goroutine: call Step once per unit of work.
 type Pacer struct {
@@ -34,6 +37,32 @@ const DefaultSlice = time.Millisecond
 // Pause is how long a step aside sleeps: long enough that its timer has
 // not expired when the scheduler next checks timers.
 const Pause = 20 * time.Microsecond
+
+// Foreground loops (the tracker's answer loops) report each unit of work
+// done with Progress. While they are busy, a step aside lasts until one of
+// them has made progress, up to MaxWait: with one P, a goroutine woken by a
+// timer or the network goes to the front of the run queue but is pushed
+// back by the next one woken (a raft hand-off, another paced goroutine), so
+// a single short sleep often let other background work run first, and an
+// answer loop waited for several slices in a row (BENCHMARKS.md,
+// stretches -gaps).
+var (
+	progress   atomic.Uint64
+	lastActive atomic.Int64 // Unix ns of the last Progress
+)
+
+// MaxWait bounds one step aside while the foreground is busy; busyWindow
+// is how recently it must have made progress to count as busy.
+const (
+	MaxWait    = time.Millisecond
+	busyWindow = 100 * time.Millisecond
+)
+
+// Progress records that a foreground loop did a unit of work at now.
+func Progress(now time.Time) {
+	progress.Add(1)
+	lastActive.Store(now.UnixNano())
+}
 
 // stepsPerCheck bounds how often Step reads the clock.
 const stepsPerCheck = 64
@@ -61,9 +90,16 @@ func (p *Pacer) StepN(n int) {
 		return
 	}
 	p.n = 0
-	if time.Since(p.start) < p.slice {
+	now := time.Now()
+	if now.Sub(p.start) < p.slice {
 		return
 	}
+	seen := progress.Load()
 	time.Sleep(Pause)
+	if now.UnixNano()-lastActive.Load() < int64(busyWindow) {
+		for waited := Pause; progress.Load() == seen && waited < MaxWait; waited += Pause {
+			time.Sleep(Pause)
+		}
+	}
 	p.start = time.Now()
 }

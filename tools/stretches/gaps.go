@@ -128,8 +128,11 @@ func gaps(path string, n int, out io.Writer) error {
 	}
 	slices.SortFunc(all, func(a, b gap) int { return int((b.end - b.start) - (a.end - a.start)) })
 	ms := func(t trace.Time) float64 { return float64(t) / 1e6 }
-	fmt.Fprintln(out, "longest gaps of the UDP loop, and what ran in them:")
-	for _, gp := range all[:min(n, len(all))] {
+	fmt.Fprintln(out, "longest gaps of the UDP loop, and what ran in them (quiet ones, the Ps idle most of the gap, left out):")
+	for _, gp := range all {
+		if n == 0 {
+			break
+		}
 		by := map[string]trace.Time{}
 		var running, insys, idle trace.Time
 		for _, s := range ran {
@@ -150,6 +153,10 @@ func gaps(path string, n int, out io.Writer) error {
 		for _, s := range idles {
 			idle += s.overlap(gp.start, gp.end)
 		}
+		if 2*idle > gp.end-gp.start {
+			continue // nothing to answer: the load had not started, or a lull
+		}
+		n--
 		fmt.Fprintf(out, "  %7.2f ms at +%.3f s, after %s: others ran %.2f ms, in system calls %.2f ms, Ps idle %.2f ms\n",
 			ms(gp.end-gp.start), float64(gp.start-t0)/1e9, gp.after, ms(running), ms(insys), ms(idle))
 		top := make([]string, 0, len(by))
