@@ -97,7 +97,9 @@ func (p *Pacer) StepN(n int) {
 	seen := progress.Load()
 	time.Sleep(Pause)
 	if now.UnixNano()-lastActive.Load() < int64(busyWindow) {
-		for waited := Pause; progress.Load() == seen && waited < MaxWait; waited += Pause {
+		// By the clock, not by sleeps: on an idle P a sleep can last a
+		// millisecond (the poller's timeout granularity).
+		for progress.Load() == seen && time.Since(now) < MaxWait {
 			time.Sleep(Pause)
 		}
 	}
