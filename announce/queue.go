@@ -91,8 +91,8 @@ type statsQueue struct {
 	// compactions counts the log rewrites, for tests.
 	compactions int
 	// Batches are deleted lazily (see committed): every batch up to
-	// committedSeq is in the replicated state, and stale of them are
-	// still in the file.
+	// committedSeq is in the replicated state, and about stale of them
+	// are still in the file (close deletes them when there are any).
 	committedSeq uint64
 	stale        int
 	// arena backs the log segments of an append (see append).
@@ -600,14 +600,17 @@ func deleteThrough(tx *bolt.Tx, seq uint64) error {
 
 // pending returns the number of batches not yet committed.
 func (q *statsQueue) pending() (int, error) {
+	q.mu.Lock()
+	after := q.committedSeq + 1
+	q.mu.Unlock()
 	n := 0
 	err := q.db.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketBatches).Stats().KeyN
+		c := tx.Bucket(bucketBatches).Cursor()
+		for k, _ := c.Seek(be64(after)); k != nil; k, _ = c.Next() {
+			n++
+		}
 		return nil
 	})
-	q.mu.Lock()
-	n -= q.stale
-	q.mu.Unlock()
 	return n, err
 }
 
