@@ -28,8 +28,8 @@ type gap struct {
 	after      string // the state it had left running for
 }
 
-// gaps lists the n longest times the UDP loop goroutines (a stack with
-// udpWorker) did not run, up to trackerbench's flush, each with what the
+// gaps lists the n longest times the answer loop's goroutines (a stack
+// with -loop, udpWorker by default) did not run, up to trackerbench's flush, each with what the
 // other goroutines ran and the system calls they were in meanwhile, and
 // how long the Ps were idle. With one P, a gap filled by other goroutines
 // is announces waiting; one filled by system calls is a P held in a
@@ -93,7 +93,7 @@ func gaps(path string, n int, out io.Writer) error {
 		g := st.Resource.Goroutine()
 		from, to := st.Goroutine()
 		w := where(st.Stack)
-		if strings.Contains(w, "udpWorker") {
+		if strings.Contains(w, *loop) {
 			udp[g] = true
 		}
 		name := func() string { return fmt.Sprintf("g%d %s", g, w) }

@@ -28,14 +28,17 @@ type stretch struct {
 	from  string // where the goroutine had stopped before the stretch
 }
 
-var from = flag.Bool("from", false, "also show where each listed stretch's goroutine had stopped before it")
+var (
+	from = flag.Bool("from", false, "also show where each listed stretch's goroutine had stopped before it")
+	loop = flag.String("loop", "udpWorker", "the answer loop's goroutines: those with a frame containing this (serveConn for kept-alive HTTP connections)")
+)
 
 func main() {
 	n := flag.Int("n", 25, "stretches to list")
 	nGaps := flag.Int("gaps", 0, "also list this many of the UDP loop's longest gaps, with what ran in each")
 	flag.Parse()
 	if flag.NArg() != 1 {
-		fmt.Fprintln(os.Stderr, "usage: stretches [-n N] [-from] [-gaps N] TRACE")
+		fmt.Fprintln(os.Stderr, "usage: stretches [-n N] [-from] [-gaps N] [-loop NAME] TRACE")
 		os.Exit(2)
 	}
 	err := run(flag.Arg(0), *n, os.Stdout)
@@ -125,7 +128,7 @@ func run(path string, n int, out io.Writer) error {
 				if w == "" && created[g] != "" {
 					w = "(exits) started at " + created[g]
 				}
-				if strings.Contains(w, "udpWorker") {
+				if strings.Contains(w, *loop) {
 					udp[g] = true
 				}
 				all = append(all, stretch{g, ev.Time() - t0, w, stopped[g]})
