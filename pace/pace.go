@@ -90,18 +90,24 @@ func (p *Pacer) StepN(n int) {
 		return
 	}
 	p.n = 0
-	now := time.Now()
+	now := clock()
 	if now.Sub(p.start) < p.slice {
 		return
 	}
 	seen := progress.Load()
-	time.Sleep(Pause)
+	sleep(Pause)
 	if now.UnixNano()-lastActive.Load() < int64(busyWindow) {
 		// By the clock, not by sleeps: on an idle P a sleep can last a
 		// millisecond (the poller's timeout granularity).
-		for progress.Load() == seen && time.Since(now) < MaxWait {
-			time.Sleep(Pause)
+		for progress.Load() == seen && clock().Sub(now) < MaxWait {
+			sleep(Pause)
 		}
 	}
-	p.start = time.Now()
+	p.start = clock()
 }
+
+// The clock and the sleep, replaced by tests.
+var (
+	clock = time.Now
+	sleep = time.Sleep
+)

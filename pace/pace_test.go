@@ -50,52 +50,55 @@ func TestStepLetsOthersRun(t *testing.T) {
 	}
 }
 
-// stepAside makes p step aside now and returns how long that took.
-func stepAside(p *Pacer) time.Duration {
-	p.start = time.Now().Add(-time.Hour)
-	start := time.Now()
-	p.StepN(stepsPerCheck)
-	return time.Since(start)
+// fakeTime replaces the package's clock and sleep: a sleep advances the
+// clock and then calls fg with the new time, standing for the foreground
+// goroutines that run while the pacer sleeps. (Real sleeps of a few µs
+// last up to a millisecond on an idle P: a test by the real clock was
+// flaky.)
+func fakeTime(t *testing.T, fg *func(now time.Time)) (elapsed func() time.Duration) {
+	t.Helper()
+	start := time.Unix(1_000_000, 0)
+	now := start
+	oldClock, oldSleep := clock, sleep
+	t.Cleanup(func() { clock, sleep = oldClock, oldSleep })
+	clock = func() time.Time { return now }
+	sleep = func(d time.Duration) {
+		now = now.Add(d)
+		(*fg)(now)
+	}
+	return func() time.Duration { return now.Sub(start) }
 }
 
-// While the foreground is busy a step aside lasts until it makes progress,
-// at most about MaxWait; when it is idle, about Pause.
+// How long a step aside lasts, by the foreground's state: idle, a Pause;
+// busy but making no progress, MaxWait; busy, until its first progress.
 func TestStepWaitsForForeground(t *testing.T) {
-	p := New(0)
-	// Idle: no progress within busyWindow. (A sleep can take longer than
-	// asked on a busy machine: the quickest of a few.)
-	lastActive.Store(time.Now().Add(-2 * busyWindow).UnixNano())
-	idle := time.Hour
-	for range 5 {
-		idle = min(idle, stepAside(p))
-	}
-	if idle >= MaxWait {
-		t.Errorf("idle foreground: the quickest of 5 steps aside took %v, want about %v", idle, Pause)
-	}
-	// Busy but stuck: waits about MaxWait (timers may run late, not early).
-	Progress(time.Now())
-	if d := stepAside(p); d < MaxWait/2 {
-		t.Errorf("busy foreground without progress: a step aside took %v, want about %v", d, MaxWait)
-	}
-	// Busy and making progress: returns once it has.
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				Progress(time.Now())
-				time.Sleep(50 * time.Microsecond)
+	var fg func(now time.Time)
+	elapsed := fakeTime(t, &fg)
+	nothing := func(time.Time) func(time.Time) { return func(time.Time) {} }
+	cases := []struct {
+		name     string
+		last     time.Duration // since the foreground's last progress
+		fg       func(start time.Time) func(now time.Time)
+		min, max time.Duration
+	}{
+		{"idle", 2 * busyWindow, nothing, Pause, Pause},
+		{"busy, stuck", 0, nothing, MaxWait, MaxWait + Pause},
+		{"busy, progress after 50µs", 0, func(start time.Time) func(time.Time) {
+			return func(now time.Time) {
+				if now.Sub(start) >= 50*time.Microsecond {
+					Progress(now)
+				}
 			}
-		}
-	}()
-	defer close(stop)
-	var fastest time.Duration = time.Hour
-	for range 20 {
-		fastest = min(fastest, stepAside(p))
+		}, 50 * time.Microsecond, 50*time.Microsecond + Pause},
 	}
-	if fastest >= MaxWait {
-		t.Errorf("busy foreground making progress: the quickest of 20 steps aside took %v, want under %v", fastest, MaxWait)
+	for _, c := range cases {
+		lastActive.Store(clock().Add(-c.last).UnixNano())
+		fg = c.fg(clock())
+		p := &Pacer{slice: DefaultSlice, start: clock().Add(-time.Hour)}
+		before := elapsed()
+		p.StepN(stepsPerCheck)
+		if d := elapsed() - before; d < c.min || d > c.max {
+			t.Errorf("%s: a step aside took %v, want %v to %v", c.name, d, c.min, c.max)
+		}
 	}
 }
