@@ -126,21 +126,14 @@ func (s *httpServer) fastLoop(rc, wait syscall.RawConn, f *os.File, alone bool) 
 				return true
 			}
 		}
-		noop     = func(uintptr) {}
-		backoff  time.Duration
-		empty    = pollTries // waits in a row that ended with nothing queued
-		deadline time.Time   // alone: the wait's deadline last set
+		noop    = func(uintptr) {}
+		backoff time.Duration
+		pw      = pollWait{quiet: listenerCheck, empty: pollTries} // alone: starts quiet
 	)
 	for {
 		if alone {
-			// A new deadline only when the last one has passed, so a
-			// busy loop changes no timer per connection.
-			if now := time.Now(); !now.Before(deadline) {
-				deadline = now.Add(pollPause)
-				if empty >= pollTries {
-					deadline = now.Add(listenerCheck)
-				}
-				f.SetReadDeadline(deadline)
+			if d, ok := pw.before(time.Now()); ok {
+				f.SetReadDeadline(d)
 			}
 		}
 		if err := wait.Read(accept); err != nil {
@@ -150,18 +143,18 @@ func (s *httpServer) fastLoop(rc, wait syscall.RawConn, f *os.File, alone bool) 
 			if err := rc.Control(noop); err != nil {
 				return err // closed by its owner
 			}
-			empty = min(empty+1, pollTries)
-			if !alone {
+			if alone {
+				pw.nothing()
+			} else {
 				f.SetReadDeadline(time.Now().Add(listenerCheck))
 			}
 			continue
 		}
-		if alone && empty >= pollTries {
-			// Busy after a quiet spell: back to short waits.
-			deadline = time.Now().Add(pollPause)
-			f.SetReadDeadline(deadline)
+		if alone {
+			if d, ok := pw.got(time.Now()); ok {
+				f.SetReadDeadline(d)
+			}
 		}
-		empty = 0
 		if aerr != 0 {
 			backoff = s.acceptBackoff(backoff, aerr)
 			continue

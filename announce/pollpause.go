@@ -28,3 +28,40 @@ const (
 	pollPause = 250 * time.Microsecond
 	pollTries = 20
 )
+
+// pollWait keeps a lone loop's read deadline (see pollPause).
+type pollWait struct {
+	quiet    time.Duration // the wait once quiet
+	deadline time.Time     // the one last set
+	empty    int           // waits in a row that ended with nothing
+}
+
+// before returns the deadline to set before a wait, or false when the one
+// set still holds: a new one only when the last has passed, so a busy
+// loop changes no timer per read.
+func (w *pollWait) before(now time.Time) (time.Time, bool) {
+	if now.Before(w.deadline) {
+		return time.Time{}, false
+	}
+	wait := pollPause
+	if w.empty >= pollTries {
+		wait = w.quiet
+	}
+	w.deadline = now.Add(wait)
+	return w.deadline, true
+}
+
+// nothing records a wait that ended at its deadline.
+func (w *pollWait) nothing() { w.empty = min(w.empty+1, pollTries) }
+
+// got records a wait that ended with work; it returns the deadline to set
+// when the loop is busy after a quiet spell (back to short waits).
+func (w *pollWait) got(now time.Time) (time.Time, bool) {
+	quiet := w.empty >= pollTries
+	w.empty = 0
+	if !quiet {
+		return time.Time{}, false
+	}
+	w.deadline = now.Add(pollPause)
+	return w.deadline, true
+}

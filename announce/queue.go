@@ -91,10 +91,9 @@ type statsQueue struct {
 	// compactions counts the log rewrites, for tests.
 	compactions int
 	// Batches are deleted lazily (see committed): every batch up to
-	// committedSeq is in the replicated state, and about stale of them
-	// are still in the file (close deletes them when there are any).
+	// committedSeq is in the replicated state; the next append (or
+	// close) deletes those still in the file.
 	committedSeq uint64
-	stale        int
 	// arena backs the log segments of an append (see append).
 	arena []byte
 }
@@ -464,7 +463,7 @@ func (q *statsQueue) append(f *flushSet, pc *pace.Pacer) (seq uint64, err error)
 	}()
 	// The batches committed so far go in the same transaction.
 	q.mu.Lock()
-	doneSeq, stale := q.committedSeq, q.stale
+	doneSeq := q.committedSeq
 	q.mu.Unlock()
 	err = q.db.Update(func(tx *bolt.Tx) error {
 		arena = arena[:0]
@@ -513,7 +512,6 @@ func (q *statsQueue) append(f *flushSet, pc *pace.Pacer) (seq uint64, err error)
 		return 0, fmt.Errorf("append stats batch: %w", err)
 	}
 	q.mu.Lock()
-	q.stale -= stale
 	if f.dropLegacy {
 		q.legacyRecords = 0
 	}
@@ -576,10 +574,7 @@ func (q *statsQueue) oldest() (b model.StatsBatch, ok bool, err error) {
 func (q *statsQueue) committed(seq uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if seq > q.committedSeq {
-		q.committedSeq = seq
-		q.stale++
-	}
+	q.committedSeq = max(q.committedSeq, seq)
 	delete(q.cache, seq)
 }
 
@@ -617,10 +612,10 @@ func (q *statsQueue) pending() (int, error) {
 // close deletes the committed batches still in the file and closes it.
 func (q *statsQueue) close() error {
 	q.mu.Lock()
-	done, stale := q.committedSeq, q.stale
+	done := q.committedSeq
 	q.mu.Unlock()
 	var err error
-	if stale > 0 {
+	if done > 0 {
 		err = q.db.Update(func(tx *bolt.Tx) error { return deleteThrough(tx, done) })
 	}
 	return errors.Join(err, q.db.Close())

@@ -36,12 +36,10 @@ type mmsgBatcher struct {
 	recvFn, sendFn func(fd uintptr) bool
 	sent, done     int
 	errno          unix.Errno
-	// With pause (one worker on the socket, see pollPause): the read
-	// deadline last set, and the reads in a row that found nothing.
-	conn     *net.UDPConn
-	pause    bool
-	deadline time.Time
-	empty    int
+	// With pause (one worker on the socket, see pollPause), its waits.
+	conn  *net.UDPConn
+	pause bool
+	wait  pollWait
 }
 
 // udpQuietWait bounds a quiet lone worker's wait (see pollPause), so it
@@ -56,7 +54,7 @@ func newUDPBatcher(conn *net.UDPConn, alone bool) (udpBatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("udp socket: %w", err)
 	}
-	b := &mmsgBatcher{rc: rc, inBuf: make([]byte, udpBatch*udpBufSize), conn: conn, pause: alone}
+	b := &mmsgBatcher{rc: rc, inBuf: make([]byte, udpBatch*udpBufSize), conn: conn, pause: alone, wait: pollWait{quiet: udpQuietWait}}
 	b.recvFn = b.recvmmsg
 	b.sendFn = b.sendmmsg
 	for i := range b.in {
@@ -100,32 +98,24 @@ func (b *mmsgBatcher) read() (int, error) {
 // timer change.
 func (b *mmsgBatcher) readPaused() (int, error) {
 	now := time.Now()
-	if !now.Before(b.deadline) {
-		wait := pollPause
-		if b.empty >= pollTries {
-			wait = udpQuietWait
-		}
-		b.deadline = now.Add(wait)
-		if err := b.conn.SetReadDeadline(b.deadline); err != nil {
+	if d, ok := b.wait.before(now); ok {
+		if err := b.conn.SetReadDeadline(d); err != nil {
 			return 0, err
 		}
 	}
 	err := b.rc.Read(b.recvFn) // tries at once, then waits until the deadline
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		b.empty = min(b.empty+1, pollTries)
+		b.wait.nothing()
 		return 0, nil
 	}
 	if err != nil {
 		return 0, err
 	}
-	if b.empty >= pollTries {
-		// Busy after a quiet spell: back to short waits.
-		b.deadline = now.Add(pollPause)
-		if err := b.conn.SetReadDeadline(b.deadline); err != nil {
+	if d, ok := b.wait.got(now); ok {
+		if err := b.conn.SetReadDeadline(d); err != nil {
 			return 0, err
 		}
 	}
-	b.empty = 0
 	return 1, nil
 }
 

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -35,15 +33,6 @@ type gap struct {
 // is announces waiting; one filled by system calls is a P held in a
 // system call (sysmon hands it off only after a while).
 func gaps(path string, n int, out io.Writer) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	r, err := trace.NewReader(f)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", path, err)
-	}
 	var (
 		t0              trace.Time
 		udp             = map[trace.GoID]bool{}
@@ -56,22 +45,12 @@ func gaps(path string, n int, out io.Writer) error {
 		all             []gap
 		ran, sys, idles []span
 	)
-	for {
-		ev, err := r.ReadEvent()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
+	err := loadEvents(path, func(ev *trace.Event) {
 		if t0 == 0 {
 			t0 = ev.Time()
 		}
-		if ev.Kind() == trace.EventLog && ev.Log().Category == "trackerbench" && ev.Log().Message == "flush" {
-			break
-		}
 		if ev.Kind() != trace.EventStateTransition {
-			continue
+			return
 		}
 		st := ev.StateTransition()
 		switch st.Resource.Kind {
@@ -85,10 +64,10 @@ func gaps(path string, n int, out io.Writer) error {
 					idles = append(idles, span{s, ev.Time(), "idle"})
 				}
 			}
-			continue
+			return
 		case trace.ResourceGoroutine:
 		default:
-			continue
+			return
 		}
 		g := st.Resource.Goroutine()
 		from, to := st.Goroutine()
@@ -125,6 +104,9 @@ func gaps(path string, n int, out io.Writer) error {
 			}
 			delete(runStart, g)
 		}
+	})
+	if err != nil {
+		return err
 	}
 	slices.SortFunc(all, func(a, b gap) int { return int((b.end - b.start) - (a.end - a.start)) })
 	ms := func(t trace.Time) float64 { return float64(t) / 1e6 }

@@ -69,7 +69,10 @@ func where(s trace.Stack) string {
 	return w
 }
 
-func run(path string, n int, out io.Writer) error {
+// loadEvents calls fn with each event of the trace at path up to
+// trackerbench's end-of-phase flush (a log event it writes): what follows
+// is that flush, not the load.
+func loadEvents(path string, fn func(ev *trace.Event)) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -79,6 +82,22 @@ func run(path string, n int, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
+	for {
+		ev, err := r.ReadEvent()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", path, err)
+		}
+		if ev.Kind() == trace.EventLog && ev.Log().Category == "trackerbench" && ev.Log().Message == "flush" {
+			return nil
+		}
+		fn(&ev)
+	}
+}
+
+func run(path string, n int, out io.Writer) error {
 	started := map[trace.GoID]trace.Time{}
 	runnable := map[trace.GoID]trace.Time{}
 	udp := map[trace.GoID]bool{}
@@ -86,23 +105,13 @@ func run(path string, n int, out io.Writer) error {
 	stopped := map[trace.GoID]string{} // where a goroutine last stopped running
 	var all []stretch
 	var waits []trace.Time
-	for {
-		ev, err := r.ReadEvent()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", path, err)
-		}
-		if ev.Kind() == trace.EventLog && ev.Log().Category == "trackerbench" && ev.Log().Message == "flush" {
-			break // the load is over; what follows is trackerbench's own flush
-		}
+	err := loadEvents(path, func(ev *trace.Event) {
 		if ev.Kind() != trace.EventStateTransition {
-			continue
+			return
 		}
 		st := ev.StateTransition()
 		if st.Resource.Kind != trace.ResourceGoroutine {
-			continue
+			return
 		}
 		g := st.Resource.Goroutine()
 		from, to := st.Goroutine()
@@ -140,6 +149,9 @@ func run(path string, n int, out io.Writer) error {
 			delete(created, g)
 			delete(stopped, g)
 		}
+	})
+	if err != nil {
+		return err
 	}
 	slices.SortFunc(all, func(a, b stretch) int { return int(b.dur - a.dur) })
 	var total trace.Time

@@ -24,21 +24,11 @@ func spin(d time.Duration) int {
 
 // A goroutine that runs 30 ms without a break is listed as such.
 func TestFindsLongStretch(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "trace.out")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := trace.Start(f); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan int)
-	go func() { done <- spin(30 * time.Millisecond) }()
-	<-done
-	trace.Stop()
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := traceOf(t, func() {
+		done := make(chan int)
+		go func() { done <- spin(30 * time.Millisecond) }()
+		<-done
+	})
 	var out bytes.Buffer
 	if err := run(path, 3, &out); err != nil {
 		t.Fatal(err)
@@ -58,13 +48,9 @@ func TestFindsLongStretch(t *testing.T) {
 	}
 }
 
-func fmtSscan(line string, ms *float64) (int, error) {
-	return fmt.Sscan(strings.TrimSpace(line), ms)
-}
-
-// What runs after trackerbench's flush log event is not the load's: it is
-// left out.
-func TestStopsAtFlush(t *testing.T) {
+// traceOf runs fn under an execution trace and returns the trace's file.
+func traceOf(t *testing.T, fn func()) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "trace.out")
 	f, err := os.Create(path)
 	if err != nil {
@@ -73,16 +59,29 @@ func TestStopsAtFlush(t *testing.T) {
 	if err := trace.Start(f); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan int)
-	go func() { done <- spin(8 * time.Millisecond) }()
-	<-done
-	trace.Log(t.Context(), "trackerbench", "flush")
-	go func() { done <- spin(60 * time.Millisecond) }()
-	<-done
+	fn()
 	trace.Stop()
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+func fmtSscan(line string, ms *float64) (int, error) {
+	return fmt.Sscan(strings.TrimSpace(line), ms)
+}
+
+// What runs after trackerbench's flush log event is not the load's: it is
+// left out.
+func TestStopsAtFlush(t *testing.T) {
+	path := traceOf(t, func() {
+		done := make(chan int)
+		go func() { done <- spin(8 * time.Millisecond) }()
+		<-done
+		trace.Log(t.Context(), "trackerbench", "flush")
+		go func() { done <- spin(60 * time.Millisecond) }()
+		<-done
+	})
 	var out bytes.Buffer
 	if err := run(path, 1, &out); err != nil {
 		t.Fatal(err)
@@ -119,31 +118,21 @@ func TestGapsNameWhatRan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer client.Close()
-	path := filepath.Join(t.TempDir(), "trace.out")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := trace.Start(f); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { udpWorker(conn); close(done) }()
-	client.Write([]byte("a")) // the loop runs and waits again
-	time.Sleep(10 * time.Millisecond)
-	spun := make(chan int)
-	go func() {
-		client.Write([]byte("b")) // arrives while the spinner holds the P
-		spun <- spin(30 * time.Millisecond)
-	}()
-	<-spun
-	time.Sleep(10 * time.Millisecond)
-	conn.Close()
-	<-done
-	trace.Stop()
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	path := traceOf(t, func() {
+		done := make(chan struct{})
+		go func() { udpWorker(conn); close(done) }()
+		client.Write([]byte("a")) // the loop runs and waits again
+		time.Sleep(10 * time.Millisecond)
+		spun := make(chan int)
+		go func() {
+			client.Write([]byte("b")) // arrives while the spinner holds the P
+			spun <- spin(30 * time.Millisecond)
+		}()
+		<-spun
+		time.Sleep(10 * time.Millisecond)
+		conn.Close()
+		<-done
+	})
 	var out bytes.Buffer
 	if err := gaps(path, 1, &out); err != nil {
 		t.Fatal(err)
