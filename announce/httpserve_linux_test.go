@@ -66,3 +66,73 @@ func TestServeRawPendingWrite(t *testing.T) {
 	expectClosed(t, br)
 	s.wg.Wait()
 }
+
+// The fast path's last answer on a connection waits in the kernel for the
+// close, so that the data and the FIN leave in one segment; an answer on a
+// kept-alive connection leaves at once.
+func TestServeRawLastAnswerWaitsForClose(t *testing.T) {
+	f := newHTTPFixture(t, nil)
+	s := &httpServer{t: f.tr, opts: ServeOptions{}.withDefaults(), conns: map[net.Conn]struct{}{}, work: make(chan job)}
+	defer close(s.work)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	target := "/" + f.pk + "/announce?" + ann{ih: f.ih, id: peerID(9), port: 7009, left: 1}.query()
+	for _, tc := range []struct {
+		header    string
+		keepAlive bool
+	}{
+		{"Connection: close\r\n", false},
+		{"", true},
+	} {
+		cc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		cc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(cc, "GET "+target+" HTTP/1.1\r\nHost: x\r\n"+tc.header+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		sc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := sc.(*net.TCPConn).File()
+		sc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd := int(file.Fd())
+		cs := &connState{br: bufio.NewReaderSize(nil, maxRequestLine), out: make([]byte, 0, 2048)}
+		handOff, j := s.serveRaw(fd, netip.MustParseAddr("127.0.0.1"), cs, make([]byte, maxRequestLine))
+		if handOff != tc.keepAlive || len(j.pending) != 0 {
+			file.Close()
+			t.Fatalf("%q: serveRaw handoff %v with %d bytes pending, want handoff %v and none", tc.header, handOff, len(j.pending), tc.keepAlive)
+		}
+		info, err := unix.GetsockoptTCPInfo(fd, unix.SOL_TCP, unix.TCP_INFO)
+		if err != nil {
+			file.Close()
+			t.Fatal(err)
+		}
+		want := uint32(0)
+		if !tc.keepAlive {
+			want = uint32(len(cs.out))
+		}
+		if info.Notsent_bytes != want {
+			file.Close()
+			t.Fatalf("%q: %d bytes of the %d-byte answer not sent before the close, want %d", tc.header, info.Notsent_bytes, len(cs.out), want)
+		}
+		br := bufio.NewReader(cc)
+		if tc.keepAlive {
+			expectAnnounceOK(t, br, false) // before the server closes
+		}
+		file.Close()
+		if !tc.keepAlive {
+			expectAnnounceOK(t, br, true)
+		}
+		expectClosed(t, br)
+	}
+}
