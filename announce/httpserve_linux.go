@@ -9,11 +9,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/seedbank/seedbank/pace"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,7 +81,7 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 	})
 	f.SetReadDeadline(time.Now().Add(listenerCheck))
 	// One accepting loop per P, so that answers are computed on every core.
-	n := runtime.GOMAXPROCS(0)
+	n := pace.Procs()
 	errs := make(chan error, n)
 	for range n - 1 {
 		go func() { errs <- s.fastLoop(rc, wait, f, false) }()

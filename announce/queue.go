@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/seedbank/seedbank/boltwide"
 	"github.com/seedbank/seedbank/model"
 	"github.com/seedbank/seedbank/pace"
 )
@@ -465,7 +466,7 @@ func (q *statsQueue) append(f *flushSet, pc *pace.Pacer) (seq uint64, err error)
 	q.mu.Lock()
 	doneSeq := q.committedSeq
 	q.mu.Unlock()
-	err = q.db.Update(func(tx *bolt.Tx) error {
+	err = boltwide.Update(q.db, func(tx *bolt.Tx) error {
 		arena = arena[:0]
 		seq = 0
 		batches = batches[:0]

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"time"
 	"unsafe"
 
@@ -93,7 +92,7 @@ type udpBatcher interface {
 // with more bytes than a valid connection id allows. ServeUDP leaves a past
 // read deadline on conn when it returns; the caller closes conn.
 func (t *Tracker) ServeUDP(ctx context.Context, conn *net.UDPConn) error {
-	workers := min(runtime.GOMAXPROCS(0), 8)
+	workers := min(pace.Procs(), 8)
 	unblock := func() { conn.SetReadDeadline(time.Unix(1, 0)) }
 	stop := context.AfterFunc(ctx, unblock)
 	defer stop()

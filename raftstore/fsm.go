@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
+	"github.com/seedbank/seedbank/boltwide"
 	"github.com/seedbank/seedbank/model"
 )
 
@@ -239,7 +240,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	var changes []Change
 	var idxOps []func(*indexes)
 	last := f.applied.Load()
-	err := f.db.Update(func(tx *bolt.Tx) error {
+	err := boltwide.Update(f.db, func(tx *bolt.Tx) error {
 		f.stats.startTx()
 		for i, l := range logs {
 			if l.Index <= last {

@@ -242,7 +242,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fail(fmt.Errorf("raft config: %w", err))
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, trans)
+	s.raft, err = raft.NewRaft(rc, s.fsm, wideLogs{s.logs}, s.logs, snaps, trans)
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
