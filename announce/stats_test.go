@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -1091,7 +1092,20 @@ func TestCountersHintFollowsRecords(t *testing.T) {
 // slice's shards, FlushSpread/FlushSlices apart; announces accounted
 // between slices are counted once; a cancelled flush leaves the rest for
 // the next one.
-func TestFlushInSlices(t *testing.T) {
+func TestFlushInSlices(t *testing.T) { testFlushInSlices(t) }
+
+// The same on one P, where each queue commit gets a second P (pace.Widen)
+// while announces go on: the stats come out the same and the process is
+// left with one P.
+func TestFlushInSlicesOneP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	testFlushInSlices(t)
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Fatalf("after the flushes: %d Ps, want 1", n)
+	}
+}
+
+func testFlushInSlices(t *testing.T) {
 	reg := newFakeRegistry()
 	pk := reg.addUser(1, true)
 	var hashes []model.InfoHash
