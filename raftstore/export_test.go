@@ -38,3 +38,6 @@ func HaltedAt(s *Store) uint64 {
 // UsesBinaryStats reports whether s would write stats batches in the
 // binary encoding now.
 func UsesBinaryStats(s *Store) bool { return s.clusterHas(FeatureBinaryStats) }
+
+// AddServer runs a join request on s, the leader.
+func AddServer(s *Store, id, addr string) (uint64, error) { return s.addServer(id, addr) }

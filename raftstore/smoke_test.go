@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/raftstore"
 	"github.com/seedbank/seedbank/raftstore/raftstoretest"
 )
 
@@ -59,5 +60,24 @@ func TestTorrentGeneration(t *testing.T) {
 	}
 	if _, ok := s.TorrentByHash(h); s.TorrentGeneration() == g1 || ok {
 		t.Fatalf("after DeleteTorrent: generation still %d, lookup %v", g1, ok)
+	}
+}
+
+// A join request from the leader itself (a joiner whose first attempt was
+// added but not answered, elected since) is done; another node claiming
+// the leader's id or address is refused.
+func TestJoinOfTheLeaderItself(t *testing.T) {
+	s := raftstoretest.Single(t)
+	if _, err := raftstore.AddServer(s, s.NodeID(), s.Addr()); err != nil {
+		t.Fatalf("the leader's own join: %v", err)
+	}
+	if _, err := raftstore.AddServer(s, s.NodeID(), "127.0.0.1:1"); err == nil {
+		t.Fatal("the leader's id at another address was accepted")
+	}
+	if _, err := raftstore.AddServer(s, "n9", s.Addr()); err == nil {
+		t.Fatal("another id at the leader's address was accepted")
+	}
+	if srv, err := s.Servers(); err != nil || len(srv) != 1 {
+		t.Fatalf("servers %v, %v: want the leader alone", srv, err)
 	}
 }

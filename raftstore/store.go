@@ -323,11 +323,18 @@ func (s *Store) addServer(id, addr string) (uint64, error) {
 			voters++
 		}
 		if srv.ID == raft.ServerID(id) || srv.Address == raft.ServerAddress(addr) {
-			if srv.ID == raft.ServerID(id) && srv.Address == raft.ServerAddress(addr) {
-				s.log.Info("node rejoined with its id and address; resyncing", "id", id, "addr", addr)
-			}
+			same := srv.ID == raft.ServerID(id) && srv.Address == raft.ServerAddress(addr)
 			if srv.ID == raft.ServerID(s.cfg.NodeID) {
+				if same {
+					// The joiner is this leader: an earlier attempt added
+					// it, the answer did not reach it, and it has been
+					// elected since. Its join is done.
+					return cf.Index(), nil
+				}
 				return 0, fmt.Errorf("node id %q or address %s is the leader's own", id, addr)
+			}
+			if same {
+				s.log.Info("node rejoined with its id and address; resyncing", "id", id, "addr", addr)
 			}
 			if err := s.raft.RemoveServer(srv.ID, 0, 0).Error(); err != nil {
 				return 0, fmt.Errorf("remove stale server %s: %w", srv.ID, err)
