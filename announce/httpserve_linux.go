@@ -13,8 +13,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/seedbank/seedbank/pace"
 	"golang.org/x/sys/unix"
+
+	"github.com/seedbank/seedbank/pace"
 )
 
 // The fast path of the tracker's HTTP server on Linux. Real clients open a
