@@ -320,7 +320,7 @@ func (s *httpServer) serveConn(j job) {
 		if _, err := c.Write(j.pending); err != nil {
 			return
 		}
-		s.observe(j.status, j.start)
+		s.observe(j.status, j.start, false)
 		if !j.keepAlive {
 			return
 		}
@@ -361,7 +361,7 @@ func (s *httpServer) serveConn(j job) {
 		if _, err := c.Write(cs.out); err != nil {
 			return
 		}
-		s.observe(status, start)
+		s.observe(status, start, true)
 		if req.hasBody {
 			lingerClose(c) // the unread body must not turn the close into a reset
 		}
@@ -381,10 +381,15 @@ func (s *httpServer) now() time.Time {
 }
 
 // observe reports a written response to Observe, and to pace (an answer
-// loop made progress).
-func (s *httpServer) observe(status int, start time.Time) {
+// loop made progress; kept: a kept-alive connection's goroutine, one of
+// many that the poller readies together).
+func (s *httpServer) observe(status int, start time.Time, kept bool) {
 	now := time.Now()
-	pace.Progress(now)
+	if kept {
+		pace.ProgressMany(now)
+	} else {
+		pace.Progress(now)
+	}
 	if s.opts.Observe != nil {
 		s.opts.Observe(status, now.Sub(start))
 	}

@@ -209,7 +209,7 @@ func (s *httpServer) serveRaw(fd int, remote netip.Addr, cs *connState, buf []by
 		return true, job{pending: append([]byte(nil), cs.out[w:]...), status: status, start: start, keepAlive: req.keepAlive}
 	}
 	s.fastAnswers.Add(1)
-	s.observe(status, start)
+	s.observe(status, start, false)
 	if !req.keepAlive {
 		return false, job{}
 	}

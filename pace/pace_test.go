@@ -70,7 +70,8 @@ func fakeTime(t *testing.T, fg *func(now time.Time)) (elapsed func() time.Durati
 }
 
 // How long a step aside lasts, by the foreground's state: idle, a Pause;
-// busy but making no progress, MaxWait; busy, until its first progress.
+// busy but making no progress, MaxWait; busy, until its first progress;
+// kept-alive connections (ProgressMany), until they stop making progress.
 func TestStepWaitsForForeground(t *testing.T) {
 	var fg func(now time.Time)
 	elapsed := fakeTime(t, &fg)
@@ -90,6 +91,17 @@ func TestStepWaitsForForeground(t *testing.T) {
 				}
 			}
 		}, 50 * time.Microsecond, 50*time.Microsecond + Pause},
+		// Kept-alive connections answer for 200µs, then have caught up.
+		{"busy, many catching up", 0, func(start time.Time) func(time.Time) {
+			return func(now time.Time) {
+				if now.Sub(start) <= 200*time.Microsecond {
+					ProgressMany(now)
+				}
+			}
+		}, 200 * time.Microsecond, 200*time.Microsecond + 2*Pause},
+		{"busy, many never caught up", 0, func(time.Time) func(time.Time) {
+			return func(now time.Time) { ProgressMany(now) }
+		}, MaxWait, MaxWait + Pause},
 	}
 	for _, c := range cases {
 		lastActive.Store(clock().Add(-c.last).UnixNano())
