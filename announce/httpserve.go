@@ -138,8 +138,16 @@ type httpServer struct {
 }
 
 // testHookServer, when set (by tests), sees each ServeTCP's server before
-// it accepts.
+// it accepts, once the listener is set up: a client that connected
+// earlier would find the fast path's deferred accepting not yet on.
 var testHookServer func(*httpServer)
+
+// ready calls testHookServer.
+func (s *httpServer) ready() {
+	if testHookServer != nil {
+		testHookServer(s)
+	}
+}
 
 // workerIdle is how long an idle connection worker waits for another
 // connection before it exits.
@@ -169,9 +177,6 @@ func ListenTCP(ctx context.Context, addr string) (net.Listener, error) {
 func (t *Tracker) ServeTCP(ctx context.Context, ln net.Listener, opts ServeOptions) error {
 	s := &httpServer{t: t, opts: opts.withDefaults(), conns: map[net.Conn]struct{}{}, work: make(chan job)}
 	defer close(s.work) // idle workers exit
-	if testHookServer != nil {
-		testHookServer(s)
-	}
 	stop := context.AfterFunc(ctx, func() {
 		ln.Close()
 		s.closeAll()
@@ -179,6 +184,7 @@ func (t *Tracker) ServeTCP(ctx context.Context, ln net.Listener, opts ServeOptio
 	defer stop()
 	served, err := s.serveFast(ctx, ln)
 	if !served {
+		s.ready()
 		err = s.acceptLoop(ctx, ln)
 	}
 	if ctx.Err() != nil {

@@ -80,6 +80,7 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 	rc.Control(func(fd uintptr) {
 		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
 	})
+	s.ready()
 	f.SetReadDeadline(time.Now().Add(listenerCheck))
 	// One accepting loop per P, so that answers are computed on every core.
 	n := pace.Procs()
