@@ -23,10 +23,11 @@ import (
 // GOMAXPROCS updates, so a lone-P process that widens keeps one P (plus
 // one while committing) until it restarts.
 
+// wide counts the Widen calls not yet narrowed; while it is above 0 the
+// process has two Ps and had one before.
 var wide struct {
 	mu    sync.Mutex
-	count int // Widen calls not yet narrowed
-	base  int // GOMAXPROCS before the first of them
+	count int
 }
 
 // Widen gives the process a second P until narrow is called, if it runs
@@ -41,7 +42,6 @@ func Widen() (narrow func()) {
 		if runtime.GOMAXPROCS(0) != 1 {
 			return func() {}
 		}
-		wide.base = 1
 		runtime.GOMAXPROCS(2)
 	}
 	wide.count++
@@ -54,7 +54,7 @@ func narrowOne() {
 	defer wide.mu.Unlock()
 	// Leave GOMAXPROCS alone if someone else set it meanwhile.
 	if wide.count--; wide.count == 0 && runtime.GOMAXPROCS(0) == 2 {
-		runtime.GOMAXPROCS(wide.base)
+		runtime.GOMAXPROCS(1)
 	}
 }
 
@@ -64,7 +64,7 @@ func Procs() int {
 	wide.mu.Lock()
 	defer wide.mu.Unlock()
 	if wide.count > 0 {
-		return wide.base
+		return 1
 	}
 	return runtime.GOMAXPROCS(0)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,21 +30,16 @@ func TestFindsLongStretch(t *testing.T) {
 		go func() { done <- spin(30 * time.Millisecond) }()
 		<-done
 	})
-	var out bytes.Buffer
-	if err := run(path, 3, &out); err != nil {
-		t.Fatal(err)
-	}
-	t.Log(out.String())
-	lines := strings.Split(out.String(), "\n")
+	lines := report(t, run, path, 3)
 	// The 30 ms may be cut by preemption, but not into pieces under 5 ms.
 	if len(lines) < 2 || !strings.Contains(lines[1], "TestFindsLongStretch") {
-		t.Fatalf("the spinning goroutine is not the first listed:\n%s", out.String())
+		t.Fatalf("the spinning goroutine is not the first listed:\n%s", strings.Join(lines, "\n"))
 	}
 	var ms float64
 	if _, err := fmtSscan(lines[1], &ms); err != nil || ms < 5 {
 		t.Fatalf("longest stretch %v ms (%v), want 5 to 30", ms, err)
 	}
-	if err := run(filepath.Join(t.TempDir(), "missing"), 1, &out); err == nil {
+	if err := run(filepath.Join(t.TempDir(), "missing"), 1, io.Discard); err == nil {
 		t.Fatal("no error for a missing trace")
 	}
 }
@@ -82,12 +78,7 @@ func TestStopsAtFlush(t *testing.T) {
 		go func() { done <- spin(60 * time.Millisecond) }()
 		<-done
 	})
-	var out bytes.Buffer
-	if err := run(path, 1, &out); err != nil {
-		t.Fatal(err)
-	}
-	t.Log(out.String())
-	lines := strings.Split(out.String(), "\n")
+	lines := report(t, run, path, 1)
 	var ms float64
 	if _, err := fmtSscan(lines[1], &ms); err != nil || ms > 20 {
 		t.Fatalf("longest stretch %v ms (%v): the one after the flush was counted", ms, err)
@@ -133,20 +124,27 @@ func TestGapsNameWhatRan(t *testing.T) {
 		conn.Close()
 		<-done
 	})
-	var out bytes.Buffer
-	if err := gaps(path, 1, &out); err != nil {
-		t.Fatal(err)
-	}
-	t.Log(out.String())
-	lines := strings.Split(out.String(), "\n")
+	lines := report(t, gaps, path, 1)
 	var ms float64
 	if len(lines) < 3 {
-		t.Fatalf("no gap listed:\n%s", out.String())
+		t.Fatalf("no gap listed:\n%s", strings.Join(lines, "\n"))
 	}
 	if _, err := fmtSscan(lines[1], &ms); err != nil || ms < 5 {
 		t.Fatalf("longest gap %v ms (%v), want at least 5", ms, err)
 	}
 	if !strings.Contains(lines[2], "TestGapsNameWhatRan") {
-		t.Fatalf("the spinner is not named first in the gap:\n%s", out.String())
+		t.Fatalf("the spinner is not named first in the gap:\n%s", strings.Join(lines, "\n"))
 	}
+}
+
+// report writes the report f (run or gaps) of the n longest on the trace
+// at path, logs it and returns its lines.
+func report(t *testing.T, f func(string, int, io.Writer) error, path string, n int) []string {
+	t.Helper()
+	var out bytes.Buffer
+	if err := f(path, n, &out); err != nil {
+		t.Fatal(err)
+	}
+	t.Log(out.String())
+	return strings.Split(out.String(), "\n")
 }
