@@ -529,7 +529,7 @@ func BenchmarkAnnounceHTTP(b *testing.B) {
 func (s *PeerStore) registered(h model.InfoHash, gen uint64) (totalSize int64, ok bool) {
 	sh := s.shard(h)
 	sh.mu.Lock()
-	sw, ok := sh.swarms[h]
+	sw, ok := sh.swarms.get(&h)
 	sh.mu.Unlock()
 	if !ok || gen == 0 || sw.regGen != gen {
 		return 0, false

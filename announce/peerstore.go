@@ -365,14 +365,14 @@ func gcd(a, b int) int {
 }
 
 // peerShard is one independently locked part of a PeerStore. A swarm's
-// header (counts and where its records are) is the value of its map entry,
-// so finding it costs no pointer to follow; the records live in the header's
-// arrays, which hold no pointers. A header read from the map is a copy:
-// whoever changes the counts or an array (not only its elements) stores it
-// back with put.
+// header (counts and where its records are) sits in its slot of the swarm
+// table, so finding it costs no pointer to follow; the records live in the
+// header's arrays, which hold no pointers. A header read with get is a
+// copy: whoever changes the counts or an array (not only its elements)
+// stores it back with put.
 type peerShard struct {
 	mu      sync.Mutex
-	swarms  map[model.InfoHash]swarm
+	swarms  swarmTable
 	changed []model.InfoHash // swarms whose seeder count moved (see ChangedSwarms)
 	_       [24]byte         // keep shards on separate cache lines
 }
@@ -388,9 +388,8 @@ func (s *PeerStore) ChangedSwarms(dst []model.InfoHash) []model.InfoHash {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for _, h := range sh.changed {
-			if sw, ok := sh.swarms[h]; ok && sw.seen < 0 {
+			if sw := sh.swarms.ref(&h); sw != nil && sw.seen < 0 {
 				sw.seen = sw.seeders
-				sh.swarms[h] = sw
 			}
 		}
 		dst = append(dst, sh.changed...)
@@ -408,7 +407,7 @@ func (s *PeerStore) ChangedSwarms(dst []model.InfoHash) []model.InfoHash {
 
 // get returns a copy of swarm h's header, or nil (for tests: it allocates).
 func (sh *peerShard) get(h model.InfoHash) *swarm {
-	if sw, ok := sh.swarms[h]; ok {
+	if sw, ok := sh.swarms.get(&h); ok {
 		return &sw
 	}
 	return nil
@@ -422,10 +421,10 @@ func (sh *peerShard) put(h model.InfoHash, sw *swarm) {
 		sh.changed = append(sh.changed, h)
 	}
 	if sw.empty() {
-		delete(sh.swarms, h)
+		sh.swarms.del(&h)
 		return
 	}
-	sh.swarms[h] = *sw
+	sh.swarms.set(&h, sw)
 }
 
 // PeerStore holds the live peers of every swarm in memory, local ones (that
@@ -463,8 +462,9 @@ func NewPeerStore(ttl, remoteTTL time.Duration) *PeerStore {
 		origins:     map[string]uint16{},
 		originNames: []string{""},
 	}
+	seed := rand.Uint64()
 	for i := range s.shards {
-		s.shards[i].swarms = map[model.InfoHash]swarm{}
+		s.shards[i].swarms = newSwarmTable(seed)
 	}
 	return s
 }
@@ -532,7 +532,7 @@ func (s *PeerStore) announce(h model.InfoHash, a *localAnnounce, now time.Time, 
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw, exists := sh.swarms[h]
+	sw, exists := sh.swarms.get(&h)
 	return s.announceLocked(sh, h, sw, exists, a, now, dst)
 }
 
@@ -545,7 +545,7 @@ func (s *PeerStore) announceKept(h model.InfoHash, gen uint64, a *localAnnounce,
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw, exists := sh.swarms[h]
+	sw, exists := sh.swarms.get(&h)
 	if !exists || gen == 0 || sw.regGen != gen {
 		return dst, swarmCounts{}, false
 	}
@@ -635,7 +635,7 @@ func (s *PeerStore) Counts(h model.InfoHash) (seeders, leechers, snatches int) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sw, ok := sh.swarms[h]; ok {
+	if sw := sh.swarms.ref(&h); sw != nil {
 		return int(sw.seeders), int(sw.leechers), int(sw.snatches)
 	}
 	return 0, 0, 0
@@ -681,7 +681,7 @@ func (s *PeerStore) PutRemote(origin string, h model.InfoHash, p Peer) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw := sh.swarms[h]
+	sw, _ := sh.swarms.get(&h)
 	defer sh.put(h, &sw)
 	i := sw.find(p.ID)
 	if i < 0 {
@@ -710,7 +710,7 @@ func (s *PeerStore) RemoveRemote(origin string, h model.InfoHash, id [20]byte) {
 	sh := s.shard(h)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sw, ok := sh.swarms[h]
+	sw, ok := sh.swarms.get(&h)
 	if !ok {
 		return
 	}
@@ -737,23 +737,28 @@ func (s *PeerStore) LocalPeers(fn func(swarm model.InfoHash, p Peer, userID uint
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for h, sw := range sh.swarms {
+		more := true
+		sh.swarms.each(func(h *model.InfoHash, sw *swarm) bool {
 			for j := range sw.peers {
 				r := &sw.peers[j]
 				if r.origin() != localOrigin {
 					continue
 				}
-				if r.has4() && !fn(h, r.peer(r.addr4()), r.user) {
-					sh.mu.Unlock()
-					return
+				if r.has4() && !fn(*h, r.peer(r.addr4()), r.user) {
+					more = false
+					return false
 				}
-				if r.has6() && !fn(h, r.peer(sw.addr6(r)), r.user) {
-					sh.mu.Unlock()
-					return
+				if r.has6() && !fn(*h, r.peer(sw.addr6(r)), r.user) {
+					more = false
+					return false
 				}
 			}
-		}
+			return true
+		})
 		sh.mu.Unlock()
+		if !more {
+			return
+		}
 	}
 }
 
@@ -766,10 +771,11 @@ func (s *PeerStore) Len() int {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, sw := range sh.swarms {
+		sh.swarms.each(func(_ *model.InfoHash, sw *swarm) bool {
 			n += len(sw.peers)
-		}
-		swarms := len(sh.swarms)
+			return true
+		})
+		swarms := sh.swarms.len()
 		sh.mu.Unlock()
 		pc.StepN(swarms)
 	}
@@ -783,7 +789,7 @@ func (s *PeerStore) Census() (swarms, local, remote int) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for _, sw := range sh.swarms {
+		sh.swarms.each(func(_ *model.InfoHash, sw *swarm) bool {
 			if len(sw.peers) > 0 {
 				swarms++
 			}
@@ -794,8 +800,9 @@ func (s *PeerStore) Census() (swarms, local, remote int) {
 					remote++
 				}
 			}
-		}
-		n := len(sh.swarms)
+			return true
+		})
+		n := sh.swarms.len()
 		sh.mu.Unlock()
 		pc.StepN(n)
 	}
@@ -832,13 +839,15 @@ func cutoff(now uint32, ttl time.Duration) uint32 {
 // PeerRemoved for each local one.
 func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 	n := 0
+	var changed []model.InfoHash
 	// Every swarm: step aside between shards (a sweep of 100,000 swarms
 	// held a core for 13 ms in one go).
 	pc := pace.New(0)
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
-		for h, sw := range sh.swarms {
+		changed = changed[:0]
+		sh.swarms.each(func(h *model.InfoHash, sw *swarm) bool {
 			removed := false
 			for j := 0; j < len(sw.peers); {
 				if !drop(&sw.peers[j]) {
@@ -849,14 +858,21 @@ func (s *PeerStore) removeWhere(drop func(*peerRec) bool) int {
 				n++
 				removed = true
 				if r.origin() == localOrigin {
-					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: h, Peer: r.peer(addr), UserID: r.user})
+					s.emit(PeerEvent{Kind: PeerRemoved, Swarm: *h, Peer: r.peer(addr), UserID: r.user})
 				}
 			}
 			if removed {
-				sh.put(h, &sw) // changing or deleting the current entry is safe in a range
+				changed = append(changed, *h)
+			}
+			return true
+		})
+		// put after the walk: it may remove a swarm, which moves others.
+		for _, h := range changed {
+			if sw, ok := sh.swarms.get(&h); ok {
+				sh.put(h, &sw)
 			}
 		}
-		swarms := len(sh.swarms)
+		swarms := sh.swarms.len()
 		sh.mu.Unlock()
 		pc.StepN(swarms)
 	}

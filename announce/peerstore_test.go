@@ -171,7 +171,7 @@ func TestPeerStoreExpiry(t *testing.T) {
 	if s.Len() != 0 {
 		t.Fatal("peers left")
 	}
-	if sh := s.shard(h); len(sh.swarms) != 0 {
+	if sh := s.shard(h); sh.swarms.len() != 0 {
 		t.Fatal("empty swarm kept")
 	}
 }
@@ -280,7 +280,13 @@ func TestPeerStoreConcurrent(t *testing.T) {
 func checkPeerStore(t *testing.T, s *PeerStore) {
 	t.Helper()
 	for i := range s.shards {
-		for h, sw := range s.shards[i].swarms {
+		seen := 0
+		s.shards[i].swarms.each(func(hp *model.InfoHash, swp *swarm) bool {
+			h, sw := *hp, *swp
+			seen++
+			if got, ok := s.shards[i].swarms.get(hp); !ok || got.seeders != sw.seeders || len(got.peers) != len(sw.peers) {
+				t.Fatalf("swarm %x: visited but not found", h)
+			}
 			if h[0] != byte(i) {
 				t.Fatalf("swarm %x in shard %d", h, i)
 			}
@@ -317,6 +323,10 @@ func checkPeerStore(t *testing.T, s *PeerStore) {
 			if big := len(sw.peers) > smallSwarm; big && sw.index == nil || sw.index != nil && len(sw.index) != len(sw.peers) {
 				t.Fatalf("swarm %x: %d peers, index %v of %d", h, len(sw.peers), sw.index != nil, len(sw.index))
 			}
+			return true
+		})
+		if seen != s.shards[i].swarms.len() {
+			t.Fatalf("shard %d: %d swarms visited, %d counted", i, seen, s.shards[i].swarms.len())
 		}
 	}
 }

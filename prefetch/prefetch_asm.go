@@ -1,0 +1,8 @@
+//go:build amd64 || arm64
+
+package prefetch
+
+// Line starts loading the cache line that holds addr.
+//
+//go:noescape
+func Line(addr uintptr)
