@@ -138,25 +138,32 @@ func (t *Tracker) udpWorker(ctx context.Context, b udpBatcher) error {
 		if n == 0 {
 			continue // gave up waiting for now
 		}
-		answers := 0
 		now := t.now()            // one clock read per batch: stamps are in seconds
 		pace.Progress(time.Now()) // t.now may be a test's clock
-		for i := range n {
-			pkt, from, ok := b.datagram(i)
-			if !ok {
-				continue
-			}
-			st.out = outBuf[answers*udpBufSize : (answers+1)*udpBufSize : (answers+1)*udpBufSize]
-			if resp := t.handleUDPAt(st, pkt, from, now); resp != nil {
-				b.reply(i, resp)
-				answers++
-			}
-		}
+		t.warmBatch(b, n)
+		t.answerBatch(st, b, n, outBuf, now)
 		if err := b.send(refused); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("announce: udp write: %w", err)
+		}
+	}
+}
+
+// answerBatch answers datagrams [0, n) of b, which arrived at now, with
+// the answers in outBuf (udpBatch*udpBufSize long), and queues them in b.
+func (t *Tracker) answerBatch(st *udpState, b udpBatcher, n int, outBuf []byte, now time.Time) {
+	answers := 0
+	for i := range n {
+		pkt, from, ok := b.datagram(i)
+		if !ok {
+			continue
+		}
+		st.out = outBuf[answers*udpBufSize : (answers+1)*udpBufSize : (answers+1)*udpBufSize]
+		if resp := t.handleUDPAt(st, pkt, from, now); resp != nil {
+			b.reply(i, resp)
+			answers++
 		}
 	}
 }
