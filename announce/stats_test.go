@@ -2,6 +2,7 @@ package announce
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1250,5 +1251,44 @@ func TestRestoreAfterFailedFlush(t *testing.T) {
 	}
 	if third := a.take(0, numStatsShards, nil, nil, nil); !third.empty() {
 		t.Fatalf("a third take found %d deltas, %d counters", len(third.deltas), third.counters())
+	}
+}
+
+// TestSumDeltasMatchesReference: sumDeltas gives what sorting the deltas
+// by (user, torrent) and adding up equal pairs gives, for batches with
+// repeated pairs, hashes that share their first 8 bytes, and users that
+// come in any order.
+func TestSumDeltasMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 200 {
+		n := rng.IntN(300)
+		ds := make([]model.StatsDelta, n)
+		for i := range ds {
+			d := &ds[i]
+			d.UserID = uint64(rng.IntN(8))
+			d.Torrent[0] = byte(rng.IntN(2)) // 8-byte prefixes collide often
+			d.Torrent[19] = byte(rng.IntN(6))
+			d.Uploaded, d.Downloaded, d.Snatches = rng.Uint64N(1000), rng.Uint64N(1000), rng.Uint64N(2)
+		}
+		want := slices.Clone(ds)
+		slices.SortStableFunc(want, func(x, y model.StatsDelta) int {
+			if c := cmp.Compare(x.UserID, y.UserID); c != 0 {
+				return c
+			}
+			return bytes.Compare(x.Torrent[:], y.Torrent[:])
+		})
+		var ref []model.StatsDelta
+		for _, d := range want {
+			if n := len(ref); n > 0 && ref[n-1].UserID == d.UserID && ref[n-1].Torrent == d.Torrent {
+				ref[n-1].Uploaded += d.Uploaded
+				ref[n-1].Downloaded += d.Downloaded
+				ref[n-1].Snatches += d.Snatches
+				continue
+			}
+			ref = append(ref, d)
+		}
+		if got := sumDeltas(ds); !slices.Equal(got, ref) {
+			t.Fatalf("round %d (%d deltas): got %v, want %v", round, n, got, ref)
+		}
 	}
 }
