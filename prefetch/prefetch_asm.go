@@ -3,6 +3,4 @@
 package prefetch
 
 // Line starts loading the cache line that holds addr.
-//
-//go:noescape
 func Line(addr uintptr)
