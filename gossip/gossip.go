@@ -291,6 +291,9 @@ type Gossip struct {
 	evMu   sync.Mutex
 	events []announce.PeerEvent
 	evWake chan struct{} // a local peer changed
+	// lone mirrors replica.lone for observe: a change made while it is set
+	// is read from the tracker's table when it is cleared.
+	lone atomic.Bool
 
 	inMu  sync.Mutex
 	inbox []inItem
@@ -373,12 +376,9 @@ func New(cfg Config) (*Gossip, error) {
 	ln := g.ml.LocalNode()
 	g.addr = net.JoinHostPort(ln.Addr.String(), strconv.Itoa(int(ln.Port)))
 	g.publishDigest()
+	// Peers that announced before the observer was set are read from the
+	// table when the first member appears (replica.leaveLone).
 	g.peers.SetObserver(g.observe)
-	// Peers that announced before the observer was set.
-	g.peers.LocalPeers(func(swarm model.InfoHash, p announce.Peer, userID uint64) bool {
-		g.observe(announce.PeerEvent{Kind: announce.PeerPut, Swarm: swarm, Peer: p, UserID: userID})
-		return true
-	})
 	go g.loop()
 	if cfg.Status != nil {
 		g.sendWG.Add(1)
@@ -581,6 +581,9 @@ func (g *Gossip) Close() error {
 // observe is the PeerStore observer: it runs under a shard lock on the
 // announce path, so it only appends.
 func (g *Gossip) observe(e announce.PeerEvent) {
+	if g.lone.Load() {
+		return
+	}
 	g.evMu.Lock()
 	g.events = append(g.events, e)
 	g.evMu.Unlock()

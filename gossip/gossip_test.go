@@ -309,3 +309,67 @@ func TestMetaTooLarge(t *testing.T) {
 		t.Fatal("600-byte institution accepted")
 	}
 }
+
+// TestLoneNode: a node with no other member keeps no copy of its peers and
+// builds no batches; the first node to join still gets every local peer as
+// it is then; and once the others are gone and it is alone again, a later
+// joiner gets its current peers, without those stopped while it was alone.
+func TestLoneNode(t *testing.T) {
+	nw := gossiptest.New()
+	pa := newFakePeers()
+	a := startGossip(t, nw, "a", pa)
+	if !a.lone.Load() {
+		t.Fatal("a node with no members keeps a view")
+	}
+	for i := range 50 {
+		pa.announce(1, byte(i), false)
+	}
+	time.Sleep(10 * a.cfg.BatchInterval)
+	if s := a.Stats(); s.BatchesSent != 0 {
+		t.Fatalf("a lone node built %d batches", s.BatchesSent)
+	}
+
+	pb := newFakePeers()
+	b := startGossip(t, nw, "b", pb)
+	if _, err := b.Join([]string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a's 50 peers on b", func() bool { return pb.remoteCount() == 50 && pb.origin(1, 49) == "a" })
+	if a.lone.Load() {
+		t.Fatal("a keeps no view with b a member")
+	}
+	if err := b.Leave(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	eventually(t, "a alone again", func() bool { return a.lone.Load() })
+
+	batches := a.Stats().BatchesSent
+	for i := range 10 {
+		pa.stop(1, byte(i))
+	}
+	for i := range 5 {
+		pa.announce(2, byte(i), false)
+	}
+	time.Sleep(10 * a.cfg.BatchInterval)
+	if s := a.Stats(); s.BatchesSent != batches {
+		t.Fatalf("a lone node built %d batches", s.BatchesSent-batches)
+	}
+
+	pc := newFakePeers()
+	c := startGossip(t, nw, "c", pc)
+	if _, err := c.Join([]string{a.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a's 45 current peers on c", func() bool {
+		return pc.remoteCount() == 45 && pc.origin(1, 49) == "a" && pc.origin(2, 4) == "a"
+	})
+	for i := range 10 {
+		if o := pc.origin(1, byte(i)); o != "" {
+			t.Fatalf("peer %d, stopped while a was alone, is on c as %q's", i, o)
+		}
+	}
+	// Changes after the rebuild travel as batches again.
+	pa.announce(3, 1, false)
+	eventually(t, "a new peer of a on c", func() bool { return pc.origin(3, 1) == "a" })
+}
