@@ -10,18 +10,20 @@ import (
 
 // Warming a batch of UDP announces.
 //
-// A re-announce reads four records that are rarely in the CPU caches on a
+// A re-announce reads three records that are rarely in the CPU caches on a
 // busy node (100,000 swarms are hundreds of megabytes): its swarm's slot,
-// the swarm's peer records, the peer's counter record, and the user. Each
-// is found through the one before, so answering the datagrams of a batch
-// one by one waits for each miss in turn (on a virtual machine a miss that
-// also misses the TLB costs a nested page walk; the three misses were a
-// fifth of the tracker's CPU in profiles at peak). warmBatch walks the
-// batch once per level first, asking the CPU to load that level's records
-// for every announce of the batch together (prefetch), so the misses of a
-// level overlap, and the answers then find them in the cache. It changes
-// nothing and answers nothing: a datagram it cannot read is left to
-// handleUDP, and a stale position costs a useless prefetch at most.
+// the swarm's peer records and the peer's counter record. Each is found
+// through the one before, so answering the datagrams of a batch one by one
+// waits for each miss in turn (on a virtual machine a miss that also
+// misses the TLB costs a nested page walk; the three were 12% of the
+// tracker's CPU at UDP peak). warmBatch walks the batch once per level
+// first, asking the CPU to load that level's records for every announce of
+// the batch together (prefetch), so the misses of a level overlap, and the
+// answers then find them in the cache. (The user's record is a Go map
+// entry in the registry, whose address cannot be known before the lookup:
+// not warmed.) It changes nothing and answers nothing: a datagram it cannot
+// read is left to handleUDP, and a stale position costs a useless prefetch
+// at most.
 
 // warmBatch prefetches the records that the announces among datagrams
 // [0, n) of b will read. A batch of one has nothing to overlap.
