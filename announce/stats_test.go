@@ -2,7 +2,6 @@ package announce
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/model/modeltest"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -1270,23 +1270,7 @@ func TestSumDeltasMatchesReference(t *testing.T) {
 			d.Torrent[19] = byte(rng.IntN(6))
 			d.Uploaded, d.Downloaded, d.Snatches = rng.Uint64N(1000), rng.Uint64N(1000), rng.Uint64N(2)
 		}
-		want := slices.Clone(ds)
-		slices.SortStableFunc(want, func(x, y model.StatsDelta) int {
-			if c := cmp.Compare(x.UserID, y.UserID); c != 0 {
-				return c
-			}
-			return bytes.Compare(x.Torrent[:], y.Torrent[:])
-		})
-		var ref []model.StatsDelta
-		for _, d := range want {
-			if n := len(ref); n > 0 && ref[n-1].UserID == d.UserID && ref[n-1].Torrent == d.Torrent {
-				ref[n-1].Uploaded += d.Uploaded
-				ref[n-1].Downloaded += d.Downloaded
-				ref[n-1].Snatches += d.Snatches
-				continue
-			}
-			ref = append(ref, d)
-		}
+		ref := modeltest.SumDeltas(ds)
 		if got := sumDeltas(ds); !slices.Equal(got, ref) {
 			t.Fatalf("round %d (%d deltas): got %v, want %v", round, n, got, ref)
 		}

@@ -59,10 +59,7 @@ type batchWarmer struct {
 func (w *batchWarmer) warm(s *PeerStore, a *accountant) {
 	hs := w.hashes[:w.n]
 	for _, h := range hs {
-		sh := s.shard(*h)
-		sh.mu.Lock()
-		sh.swarms.prefetch(h)
-		sh.mu.Unlock()
+		s.prefetchSwarm(h)
 	}
 	for _, h := range hs {
 		s.prefetchPeers(h)
@@ -73,6 +70,14 @@ func (w *batchWarmer) warm(s *PeerStore, a *accountant) {
 	for i, h := range hs {
 		a.prefetchCounters(h, w.hints[i])
 	}
+}
+
+// prefetchSwarm prefetches the slot where a lookup of swarm h begins.
+func (s *PeerStore) prefetchSwarm(h *model.InfoHash) {
+	sh := s.shard(*h)
+	sh.mu.Lock()
+	sh.swarms.prefetch(h)
+	sh.mu.Unlock()
 }
 
 // prefetchPeers prefetches the records of swarm h that a search for one

@@ -44,15 +44,6 @@ type replica struct {
 	lastBatch  time.Time
 	digestSent bool
 	peerBuf    []announce.Peer
-
-	// lone: no other node is a member, so the local view is not kept (a
-	// node on its own spent about 1% of its CPU at peak keeping a view
-	// that nobody read, and its memory held every local peer twice). The
-	// first member to appear gets a view rebuilt from the tracker's table
-	// (leaveLone).
-	lone bool
-	// rebuild is leaveLone's buffer of local peers.
-	rebuild []localPeer
 }
 
 // localPeer is one address of a local peer, as Peers.LocalPeers gives it.
@@ -68,7 +59,6 @@ func (r *replica) init(g *Gossip) {
 	r.touched = map[peerKey]struct{}{}
 	r.handoffs = map[string][]announce.PeerCounters{}
 	r.digestSent = true
-	r.lone = true
 	g.lone.Store(true)
 }
 
@@ -77,11 +67,10 @@ func (r *replica) init(g *Gossip) {
 // this node saw none) drops that copy and pulls the new one, with the
 // local peers as the tracker holds them now.
 func (r *replica) leaveLone() {
-	if !r.lone {
+	g := r.g
+	if !g.lone.Load() {
 		return
 	}
-	r.lone = false
-	g := r.g
 	// Changes made before observe sees this are in the tracker's table
 	// when LocalPeers reads it below (observe runs under the lock of the
 	// change's shard, which LocalPeers takes after); later ones are queued
@@ -98,16 +87,13 @@ func (r *replica) leaveLone() {
 	lv.seq++
 	// Applied after the walk: update may call into the tracker's table,
 	// which LocalPeers holds locked.
-	r.rebuild = r.rebuild[:0]
+	var peers []localPeer
 	g.peers.LocalPeers(func(swarm model.InfoHash, p announce.Peer, _ uint64) bool {
-		r.rebuild = append(r.rebuild, localPeer{swarm, p})
+		peers = append(peers, localPeer{swarm, p})
 		return true
 	})
-	for _, lp := range r.rebuild {
+	for _, lp := range peers {
 		r.putLocal(lv, peerKey{lp.swarm, lp.peer.ID}, &lp.peer)
-	}
-	if cap(r.rebuild) > 4096 {
-		r.rebuild = nil // a one-off: do not keep its peak
 	}
 	g.publishDigest()
 	g.log.Info("gossip: keeping the local peer view for members", "peers", len(lv.peers), "incarnation", lv.inc)
@@ -116,10 +102,9 @@ func (r *replica) leaveLone() {
 // enterLone stops keeping the local view once no other node is a member
 // and no other view is left.
 func (r *replica) enterLone() {
-	if r.lone || len(r.views) > 1 || len(r.g.aliveOthers()) > 0 {
+	if r.g.lone.Load() || len(r.views) > 1 || len(r.g.aliveOthers()) > 0 {
 		return
 	}
-	r.lone = true
 	r.g.lone.Store(true)
 	lv := r.local()
 	clear(lv.peers)
@@ -199,7 +184,7 @@ func (r *replica) flush(now time.Time) {
 	g.events = r.spareEvents[:0]
 	g.evMu.Unlock()
 	defer func() { r.spareEvents = evs[:0] }()
-	if r.lone {
+	if g.lone.Load() {
 		return // nobody to tell; leaveLone reads the tracker's table
 	}
 	lv := r.local()

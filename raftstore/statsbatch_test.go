@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/seedbank/seedbank/model"
+	"github.com/seedbank/seedbank/model/modeltest"
 )
 
 // randomBatch makes a batch over a few users and torrents (ids 1..torrents
@@ -39,38 +40,6 @@ func randomBatch(r *rand.Rand, node string, seq uint64, users, torrents, n int) 
 		})
 	}
 	return b
-}
-
-// sumDeltas is the batch's meaning: the sum per (user, torrent), sorted.
-func sumDeltas(b model.StatsBatch) []model.StatsDelta {
-	type key struct {
-		u uint64
-		t model.InfoHash
-	}
-	m := map[key]model.StatsDelta{}
-	for _, d := range b.Deltas {
-		k := key{d.UserID, d.Torrent}
-		s := m[k]
-		s.UserID, s.Torrent = d.UserID, d.Torrent
-		s.Uploaded += d.Uploaded
-		s.Downloaded += d.Downloaded
-		s.Snatches += d.Snatches
-		m[k] = s
-	}
-	var out []model.StatsDelta
-	for _, d := range m {
-		out = append(out, d)
-	}
-	slices.SortFunc(out, func(x, y model.StatsDelta) int {
-		if x.UserID != y.UserID {
-			if x.UserID < y.UserID {
-				return -1
-			}
-			return 1
-		}
-		return bytes.Compare(x.Torrent[:], y.Torrent[:])
-	})
-	return out
 }
 
 func TestStatsBatchRoundTrip(t *testing.T) {
@@ -101,7 +70,7 @@ func TestStatsBatchRoundTrip(t *testing.T) {
 		if gb.NodeID != b.NodeID || gb.Seq != b.Seq {
 			t.Fatalf("batch %d: header %s/%d, want %s/%d", i, gb.NodeID, gb.Seq, b.NodeID, b.Seq)
 		}
-		if want := sumDeltas(b); !slices.Equal(gb.Deltas, want) {
+		if want := modeltest.SumDeltas(b.Deltas); !slices.Equal(gb.Deltas, want) {
 			t.Fatalf("batch %d: %d deltas back, want %d (sums per user and torrent)", i, len(gb.Deltas), len(want))
 		}
 		// One encoding per batch: decoded and encoded again, the same bytes.
