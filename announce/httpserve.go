@@ -31,9 +31,10 @@ import (
 // httpserve_linux.go: a connection whose whole request has arrived by the
 // time it is accepted (the usual case: the listener defers accepting until
 // data is there) is accepted, read, answered, written and closed with four
-// system calls on the accepting goroutine, without Go's poller; every other
-// connection (incomplete request, slow client, keep-alive, a body, an
-// error to answer) is handed to the regular per-connection path below.
+// system calls by an event loop, without Go's poller, and a kept-alive one
+// waits for its next request in that loop's epoll set; every other
+// connection (incomplete request, slow client, a body, an error to answer)
+// is handed to the regular per-connection path below.
 
 // ServeOptions tune ServeTCP. Zero fields take the defaults.
 type ServeOptions struct {
@@ -43,11 +44,11 @@ type ServeOptions struct {
 	// IdleTimeout bounds the wait for the next request on a kept-alive
 	// connection. Default 120s.
 	IdleTimeout time.Duration
-	// MaxConns bounds the connections served by the regular
-	// per-connection path (kept-alive, slow or still sending); a new
-	// connection that would need it beyond the bound is closed. A request
-	// answered at once on the fast path holds no connection slot. Default
-	// 10000.
+	// MaxConns bounds the connections held open (kept-alive, slow or
+	// still sending); a connection that would stay open beyond the bound
+	// is closed (after its answer, when one was written). A request
+	// answered at once on a new connection that then closes holds no
+	// connection slot. Default 10000.
 	MaxConns int
 	// Observe, when set, is called after each response with its status
 	// code and the time from the end of reading the request head.
@@ -122,8 +123,11 @@ type httpServer struct {
 	t    *Tracker
 	opts ServeOptions
 
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	// raw counts the kept-alive connections waiting in the Linux fast
+	// path's epoll sets (not in conns); MaxConns bounds both together.
+	raw      int
 	shutdown atomic.Bool
 	wg       sync.WaitGroup
 	// work hands accepted connections to idle workers. A worker serves
@@ -261,12 +265,30 @@ func (s *httpServer) worker(j job) {
 func (s *httpServer) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown.Load() || len(s.conns) >= s.opts.MaxConns {
+	if s.shutdown.Load() || len(s.conns)+s.raw >= s.opts.MaxConns {
 		return false
 	}
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	return true
+}
+
+// trackRaw counts a kept-alive connection of the fast path, unless
+// shutting down or at MaxConns.
+func (s *httpServer) trackRaw() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown.Load() || len(s.conns)+s.raw >= s.opts.MaxConns {
+		return false
+	}
+	s.raw++
+	return true
+}
+
+func (s *httpServer) untrackRaw() {
+	s.mu.Lock()
+	s.raw--
+	s.mu.Unlock()
 }
 
 func (s *httpServer) untrack(c net.Conn) {

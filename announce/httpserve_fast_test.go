@@ -3,6 +3,7 @@ package announce
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -70,7 +71,7 @@ func expectAnnounceOK(t *testing.T, br *bufio.Reader, wantClose bool) {
 }
 
 // A new connection with its whole request answered on the fast path, and
-// a kept-alive connection continuing on the regular path after it.
+// a kept-alive connection whose later requests are answered there too.
 func TestServeTCPFastPathAndKeepAlive(t *testing.T) {
 	f := newHTTPFixture(t, nil)
 	addr, _, s := startServerHooked(t, f, ServeOptions{})
@@ -87,7 +88,7 @@ func TestServeTCPFastPathAndKeepAlive(t *testing.T) {
 	c, br = dialTest(t, addr)
 	io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	expectAnnounceOK(t, br, false)
-	time.Sleep(50 * time.Millisecond) // the connection waits idle on the regular path
+	time.Sleep(50 * time.Millisecond) // the connection waits idle in the fast path's set
 	for range 2 {
 		io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\n\r\n")
 		expectAnnounceOK(t, br, false)
@@ -95,8 +96,8 @@ func TestServeTCPFastPathAndKeepAlive(t *testing.T) {
 	io.WriteString(c, "GET "+target+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	expectAnnounceOK(t, br, true)
 	expectClosed(t, br)
-	if fastPath() && (s.fastAnswers.Load() != 2 || s.handOffs.Load() != 1) {
-		t.Fatalf("fast answers %d, handoffs %d: want 2 and 1", s.fastAnswers.Load(), s.handOffs.Load())
+	if fastPath() && (s.fastAnswers.Load() != 5 || s.handOffs.Load() != 0) {
+		t.Fatalf("fast answers %d, handoffs %d: want 5 and 0", s.fastAnswers.Load(), s.handOffs.Load())
 	}
 }
 
@@ -243,7 +244,7 @@ func TestServeTCPMaxConns(t *testing.T) {
 	waitFor(t, "2 tracked connections", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return len(s.conns) == 2
+		return len(s.conns)+s.raw == 2
 	})
 	c, br := dialTest(t, addr)
 	io.WriteString(c, req)
@@ -356,5 +357,86 @@ func TestServeTCPFastPathAlone(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("shutdown took %v", d)
+	}
+}
+
+// A kept-alive connection waits in the fast path's epoll set between
+// requests, with one P as with several: its next whole request is answered
+// there; a split, pipelined or malformed one is handed to the regular path
+// and answered there; a client that closes or resets leaves the set, and
+// the count MaxConns bounds goes back to zero.
+func TestServeTCPFastPathKeptConnections(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			f := newHTTPFixture(t, nil)
+			addr, _, s := startServerHooked(t, f, ServeOptions{HeaderTimeout: 5 * time.Second})
+			target := "/" + f.pk + "/announce?" + ann{ih: f.ih, id: peerID(8), port: 7008, left: 1}.query()
+			req := "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n"
+
+			// Several kept connections, their requests interleaved.
+			const conns, rounds = 8, 5
+			cs := make([]net.Conn, conns)
+			brs := make([]*bufio.Reader, conns)
+			for i := range conns {
+				cs[i], brs[i] = dialTest(t, addr)
+			}
+			for range rounds {
+				for i := range conns {
+					io.WriteString(cs[i], req)
+				}
+				for i := range conns {
+					expectAnnounceOK(t, brs[i], false)
+				}
+			}
+			if fastPath() {
+				if s.fastAnswers.Load() != conns*rounds || s.handOffs.Load() != 0 {
+					t.Fatalf("fast answers %d, handoffs %d: want %d and 0", s.fastAnswers.Load(), s.handOffs.Load(), conns*rounds)
+				}
+				s.mu.Lock()
+				raw := s.raw
+				s.mu.Unlock()
+				if raw != conns {
+					t.Fatalf("%d kept connections counted, want %d", raw, conns)
+				}
+			}
+
+			// Split after a while idle: completed on the regular path.
+			io.WriteString(cs[0], req[:15])
+			time.Sleep(30 * time.Millisecond)
+			io.WriteString(cs[0], req[15:])
+			expectAnnounceOK(t, brs[0], false)
+			// Pipelined.
+			io.WriteString(cs[1], req+req)
+			expectAnnounceOK(t, brs[1], false)
+			expectAnnounceOK(t, brs[1], false)
+			// Malformed: 400 and closed.
+			io.WriteString(cs[2], "GET "+target+" HTTP/1.1\r\nno colon\r\n\r\n")
+			if status, _, _ := readResponse(t, brs[2], false); status != 400 {
+				t.Fatalf("malformed on a kept connection: %d", status)
+			}
+			expectClosed(t, brs[2])
+			if fastPath() && s.handOffs.Load() != 3 {
+				t.Fatalf("%d handoffs, want 3", s.handOffs.Load())
+			}
+			// The handed-off ones go on serving.
+			for _, i := range []int{0, 1} {
+				io.WriteString(cs[i], req)
+				expectAnnounceOK(t, brs[i], false)
+			}
+
+			// Closed and reset by their clients: they leave the set.
+			cs[3].Close()
+			cs[4].(*net.TCPConn).SetLinger(0)
+			cs[4].Close()
+			for _, i := range []int{0, 1, 5, 6, 7} {
+				cs[i].Close()
+			}
+			waitFor(t, "no connection counted", func() bool {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				return s.raw == 0 && len(s.conns) == 0
+			})
+		})
 	}
 }

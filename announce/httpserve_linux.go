@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -20,25 +21,27 @@ import (
 
 // The fast path of the tracker's HTTP server on Linux. Real clients open a
 // new connection per announce, send one small request and read one small
-// answer. Through Go's net package such a connection costs, besides the
-// kernel's TCP work, an epoll registration and removal, a netFD with a
-// finalizer, the handoff from the accepting goroutine to a worker, and a
-// system call entry through the scheduler for each of accept, read, write
-// and close (with a single P, a system call that takes a few tens of µs
-// lets sysmon hand the P to another thread, and keeps sysmon waking every
-// 20 µs). Here the listener defers accepting until the request's first
-// bytes are there (TCP_DEFER_ACCEPT), and the accepting goroutine itself
-// does accept4, read, answer, write and close as raw non-blocking system
-// calls (no scheduler entry) on the new socket, which never meets the
-// poller: four system calls per announce (opentracker makes eleven), and
-// the answer leaves with the FIN in one segment (see rawSend). It
-// waits in the poller only when no connection is queued. Whatever does not
+// answer; a proxy in front (nginx) keeps connections open and sends
+// request after request. Through Go's net package each connection costs,
+// besides the kernel's TCP work, an epoll registration and removal, a
+// netFD with a finalizer, a goroutine, deadlines (timers) per request, and
+// a system call entry through the scheduler for each of accept, read,
+// write and close (with a single P, a system call that takes a few tens of
+// µs lets sysmon hand the P to another thread, and keeps sysmon waking
+// every 20 µs). Here the listener defers accepting until the request's
+// first bytes are there (TCP_DEFER_ACCEPT), and an event loop per P
+// (fastLoop) with its own epoll set does accept4, read, answer, write and
+// close as raw non-blocking system calls (no scheduler entry): four system
+// calls per new-connection announce (opentracker makes eleven), and the
+// answer leaves with the FIN in one segment (see rawSend). A kept-alive
+// connection stays in the loop's epoll set between requests (two system
+// calls per request, plus the loop's epoll_pwait). A loop waits in the
+// runtime's poller only when its set has nothing ready. Whatever does not
 // fit (no or part of a request, pipelined requests, a body, a request the
-// parser rejects, a response that does not fit the socket buffer, a
-// kept-alive connection after its first answer) is handed, with the bytes
-// already read or still to write, to the regular path (serveConn) as a
-// net.Conn, which has the deadlines, the error answers and the connection
-// bound.
+// parser rejects, a response that does not fit the socket buffer) is
+// handed, with the bytes already read or still to write, to the regular
+// path (serveConn) as a net.Conn, which has the deadlines, the error
+// answers and the connection bound.
 //
 // A side effect of deferred accepting: a client that connects and sends
 // nothing is accepted only after about the header timeout (then the
@@ -57,40 +60,55 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 	if err != nil {
 		return false, nil
 	}
-	// A listener's raw connection cannot wait in the poller, an os.File's
-	// can: wait and accept on a duplicate of the listener's descriptor,
-	// closed with ServeTCP (or the socket would stay open).
-	f, err := tl.File()
-	if err != nil {
-		return false, nil
-	}
-	defer f.Close()
-	stop := context.AfterFunc(ctx, func() { f.Close() })
-	defer stop()
-	wait, err := f.SyscallConn()
-	if err != nil {
-		return false, nil
-	}
+	lfd := -1
+	rc.Control(func(fd uintptr) { lfd = int(fd) })
 	// Accept a connection only once data has come, for at most about the
 	// header timeout; a client that sends nothing is accepted after it
 	// and meets the regular path's header timeout. Best effort: without
 	// it the first read may find nothing, and the connection goes the
 	// regular way.
 	secs := int((s.opts.HeaderTimeout + time.Second - 1) / time.Second)
-	rc.Control(func(fd uintptr) {
-		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
-	})
-	s.ready()
-	f.SetReadDeadline(time.Now().Add(listenerCheck))
-	// One accepting loop per P, so that answers are computed on every core.
+	unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
+
+	// One loop per P, so that answers are computed on every core, each
+	// with its own epoll set: the listener and the kept-alive connections
+	// it accepted.
 	n := pace.Procs()
-	errs := make(chan error, n)
-	for range n - 1 {
-		go func() { errs <- s.fastLoop(rc, wait, f, false) }()
+	loops := make([]*fastLoop, 0, n)
+	defer func() {
+		for _, l := range loops {
+			l.close()
+		}
+	}()
+	for range n {
+		l, err := s.newFastLoop(rc, lfd, n == 1)
+		if err != nil {
+			if len(loops) == 0 {
+				s.t.log.Warn("http tracker: fast path unavailable, serving every connection the regular way", "err", err)
+				return false, nil
+			}
+			break
+		}
+		loops = append(loops, l)
 	}
-	err = s.fastLoop(rc, wait, f, n == 1)
-	f.Close() // the other loops end
-	for range n - 1 {
+	// Closing a loop's epoll file ends its wait at once; closing the
+	// listener does not (see listenerCheck).
+	stop := context.AfterFunc(ctx, func() {
+		for _, l := range loops {
+			l.epf.Close()
+		}
+	})
+	defer stop()
+	s.ready()
+	errs := make(chan error, len(loops))
+	for _, l := range loops[1:] {
+		go func() { errs <- l.run() }()
+	}
+	err = loops[0].run()
+	for _, l := range loops[1:] {
+		l.epf.Close() // the other loops end
+	}
+	for range loops[1:] {
 		if e := <-errs; err == nil {
 			err = e
 		}
@@ -99,74 +117,295 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 }
 
 // listenerCheck is how often the fast path checks that the listener is
-// still open: closing it does not wake a wait on the duplicate.
+// still open: closing it removes it from the epoll sets without waking
+// them.
 const listenerCheck = time.Second
 
-// fastLoop accepts and serves connections until the listener (rc) or its
-// duplicate f (wait its raw connection) is closed, and returns that error.
-// A lone loop (alone: one P) that finds no connection queued waits at most
-// pollPause at a time while connections keep coming, for the reason a
-// lone UDP worker does (see pollPause).
-func (s *httpServer) fastLoop(rc, wait syscall.RawConn, f *os.File, alone bool) error {
-	cs := &connState{br: bufio.NewReaderSize(nil, maxRequestLine), out: make([]byte, 0, 2048)}
-	buf := make([]byte, maxRequestLine)
+// maxKeptEvents bounds the readiness events one wait takes in; more stay
+// for the next.
+const maxKeptEvents = 64
+
+// fastLoop is one of the fast path's event loops: it accepts connections
+// from the listener, answers each request that arrives whole, and keeps a
+// kept-alive connection in its epoll set between requests, so that the
+// next request is answered by the same loop with a read and a write: no
+// goroutine, no deadline and no poller registration per connection. With
+// one P such a loop waits with short deadlines (pollPause), like the UDP
+// worker: a goroutine per kept-alive connection, parked in the runtime's
+// poller, waited up to 10 ms behind a stats flush (BENCHMARKS.md).
+//
+// A kept-alive connection is handed to the regular path when it sends
+// something the fast path leaves to it (an incomplete or unusual request)
+// or an answer does not fit its socket buffer.
+type fastLoop struct {
+	s     *httpServer
+	rc    syscall.RawConn // the listener's
+	lfd   int
+	alone bool
+
+	epf  *os.File        // the epoll set
+	wait syscall.RawConn // epf's, to wait in the runtime's poller and change the set
+
+	kept      map[int32]keptConn
+	nextSweep time.Time
+	events    [maxKeptEvents]unix.EpollEvent
+
+	cs  *connState
+	buf []byte
+}
+
+// keptConn is a kept-alive connection waiting in a fastLoop's set.
+type keptConn struct {
+	remote netip.Addr
+	last   time.Time // its last answer
+}
+
+// newFastLoop makes a loop with its epoll set holding the listener lfd.
+func (s *httpServer) newFastLoop(rc syscall.RawConn, lfd int, alone bool) (*fastLoop, error) {
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	// Several loops share the listener: EPOLLEXCLUSIVE wakes one of them
+	// per connection (Linux 4.5), or all where it is refused.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(lfd)}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &ev); err != nil {
+		ev.Events = unix.EPOLLIN
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &ev); err != nil {
+			unix.Close(ep)
+			return nil, fmt.Errorf("epoll_ctl add listener: %w", err)
+		}
+	}
+	// A non-blocking descriptor becomes an os.File that waits in the
+	// runtime's poller, which reports the set readable when it has events.
+	if err := unix.SetNonblock(ep, true); err != nil {
+		unix.Close(ep)
+		return nil, fmt.Errorf("epoll set non-blocking: %w", err)
+	}
+	epf := os.NewFile(uintptr(ep), "epoll")
+	wait, err := epf.SyscallConn()
+	if err != nil {
+		epf.Close()
+		return nil, fmt.Errorf("epoll raw conn: %w", err)
+	}
+	return &fastLoop{
+		s: s, rc: rc, lfd: lfd, alone: alone,
+		epf: epf, wait: wait,
+		kept: map[int32]keptConn{},
+		cs:   &connState{br: bufio.NewReaderSize(nil, maxRequestLine), out: make([]byte, 0, 2048)},
+		buf:  make([]byte, maxRequestLine),
+	}, nil
+}
+
+// close closes the loop's kept-alive connections and its epoll set.
+func (l *fastLoop) close() {
+	for fd := range l.kept {
+		l.drop(fd)
+	}
+	l.epf.Close()
+}
+
+// run serves until the listener or the loop's epoll file is closed, and
+// returns that error.
+func (l *fastLoop) run() error {
 	var (
-		sa     unix.RawSockaddrAny
-		nfd    int
-		aerr   syscall.Errno
-		accept = func(fd uintptr) bool {
+		n     int
+		errno syscall.Errno
+		poll  = func(fd uintptr) bool {
 			for {
-				salen := uint32(unsafe.Sizeof(sa))
-				r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, fd, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)),
-					unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-				switch e {
-				case unix.EINTR, unix.ECONNABORTED:
+				r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), maxKeptEvents, 0, 0, 0)
+				if e == unix.EINTR {
 					continue
-				case unix.EAGAIN:
-					return false // wait in the poller
 				}
-				nfd, aerr = int(r), e
-				return true
+				n, errno = int(r), e
+				return n > 0 || e != 0
 			}
 		}
-		noop    = func(uintptr) {}
-		backoff time.Duration
-		pw      = pollWait{quiet: listenerCheck, empty: pollTries} // alone: starts quiet
+		noop = func(uintptr) {}
+		pw   = pollWait{quiet: listenerCheck, empty: pollTries} // alone: starts quiet
+		// set is the read deadline last set: a new one only when it
+		// has passed or an earlier one is needed.
+		set time.Time
 	)
 	for {
-		if alone {
-			if d, ok := pw.before(time.Now()); ok {
-				f.SetReadDeadline(d)
-			}
+		now := time.Now()
+		if d := l.deadline(now, &pw); !d.Equal(set) && (!now.Before(set) || d.Before(set)) {
+			l.epf.SetReadDeadline(d)
+			set = d
 		}
-		if err := wait.Read(accept); err != nil {
+		if err := l.wait.Read(poll); err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return err
 			}
-			if err := rc.Control(noop); err != nil {
+			if err := l.rc.Control(noop); err != nil {
 				return err // closed by its owner
 			}
-			if alone {
+			if l.alone {
 				pw.nothing()
+			}
+			set = time.Time{}
+			l.sweep(time.Now())
+			continue
+		}
+		if errno != 0 {
+			return fmt.Errorf("epoll_pwait: %w", errno)
+		}
+		if l.alone {
+			pw.got(now)
+		}
+		for i := range n {
+			ev := &l.events[i]
+			if int(ev.Fd) == l.lfd {
+				if err := l.accept(); err != nil {
+					return err
+				}
 			} else {
-				f.SetReadDeadline(time.Now().Add(listenerCheck))
-			}
-			continue
-		}
-		if alone {
-			if d, ok := pw.got(time.Now()); ok {
-				f.SetReadDeadline(d)
+				l.serveKept(ev.Fd)
 			}
 		}
-		if aerr != 0 {
-			backoff = s.acceptBackoff(backoff, aerr)
-			continue
+		if len(l.kept) > 0 {
+			l.sweep(time.Now())
 		}
-		backoff = 0
-		if handOff, j := s.serveRaw(nfd, sockaddrAddr(&sa), cs, buf); handOff {
-			s.handOff(nfd, j)
-		} else {
-			rawClose(nfd)
+	}
+}
+
+// deadline returns the read deadline for the next wait: a lone loop's
+// short one (pollWait), else a listener check, and no later than the next
+// idle sweep while connections are kept.
+func (l *fastLoop) deadline(now time.Time, pw *pollWait) time.Time {
+	var d time.Time
+	if l.alone {
+		d = pw.next(now)
+	} else {
+		d = now.Add(listenerCheck)
+	}
+	if len(l.kept) > 0 && l.nextSweep.Before(d) {
+		d = l.nextSweep
+	}
+	return d
+}
+
+// accept accepts and serves the connections queued on the listener, a
+// bounded number at a time (the listener is level-triggered: the rest
+// come with the next wait), and returns an error if the listener is
+// closed.
+func (l *fastLoop) accept() error {
+	// Control keeps the listener's descriptor from being closed (and its
+	// number reused) while it is used.
+	return l.rc.Control(func(uintptr) { l.acceptSome() })
+}
+
+func (l *fastLoop) acceptSome() {
+	s := l.s
+	for range maxKeptEvents {
+		var sa unix.RawSockaddrAny
+		salen := uint32(unsafe.Sizeof(sa))
+		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)),
+			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch e {
+		case 0:
+		case unix.EINTR, unix.ECONNABORTED:
+			continue
+		case unix.EAGAIN:
+			return
+		default:
+			// Out of file descriptors and the like: wait, then
+			// let the next wait try again.
+			s.acceptBackoff(0, e)
+			return
+		}
+		fd, remote := int(r), sockaddrAddr(&sa)
+		handOff, j := s.serveRaw(fd, remote, l.cs, l.buf)
+		switch {
+		case !handOff:
+			rawClose(fd)
+		case j.idle:
+			l.keep(fd, remote)
+		default:
+			s.handOff(fd, j)
+		}
+	}
+}
+
+// keep puts the just answered connection fd in the loop's set, or closes
+// it when shutting down or at MaxConns.
+func (l *fastLoop) keep(fd int, remote netip.Addr) {
+	if !l.s.trackRaw() {
+		rawClose(fd)
+		return
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+	if err := l.ctl(unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		l.s.t.log.Debug("http tracker: keeping a connection failed", "err", err)
+		l.s.untrackRaw()
+		rawClose(fd)
+		return
+	}
+	if len(l.kept) == 0 {
+		l.nextSweep = time.Now().Add(l.sweepEvery())
+	}
+	l.kept[int32(fd)] = keptConn{remote: remote, last: time.Now()}
+}
+
+// serveKept serves what came on the kept-alive connection fd.
+func (l *fastLoop) serveKept(fd int32) {
+	kc, ok := l.kept[fd]
+	if !ok {
+		return // dropped earlier in the same batch of events
+	}
+	handOff, j := l.s.serveRaw(int(fd), kc.remote, l.cs, l.buf)
+	switch {
+	case !handOff:
+		l.drop(fd)
+	case j.idle:
+		kc.last = time.Now()
+		l.kept[fd] = kc
+	case j.in == nil && j.pending == nil:
+		// Nothing to read after all: stay.
+	default:
+		l.ctl(unix.EPOLL_CTL_DEL, int(fd), nil)
+		delete(l.kept, fd)
+		l.s.untrackRaw()
+		l.s.handOff(int(fd), j)
+	}
+}
+
+// ctl changes the loop's set. Control keeps the set's descriptor from
+// being closed (by shutdown) and its number reused meanwhile.
+func (l *fastLoop) ctl(op, fd int, ev *unix.EpollEvent) error {
+	var err error
+	if cerr := l.wait.Control(func(ep uintptr) { err = unix.EpollCtl(int(ep), op, fd, ev) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// drop closes the kept-alive connection fd (which leaves the set).
+func (l *fastLoop) drop(fd int32) {
+	delete(l.kept, fd)
+	l.s.untrackRaw()
+	rawClose(int(fd))
+}
+
+// sweepEvery is how often a loop looks for kept-alive connections idle for
+// longer than IdleTimeout: a connection is closed within IdleTimeout plus
+// this.
+func (l *fastLoop) sweepEvery() time.Duration {
+	return min(max(l.s.opts.IdleTimeout/8, 10*time.Millisecond), listenerCheck)
+}
+
+// sweep closes the kept-alive connections idle for longer than
+// IdleTimeout, when a sweep is due; all of them after shutdown.
+func (l *fastLoop) sweep(now time.Time) {
+	shutdown := l.s.shutdown.Load()
+	if now.Before(l.nextSweep) && !shutdown {
+		return
+	}
+	l.nextSweep = now.Add(l.sweepEvery())
+	old := now.Add(-l.s.opts.IdleTimeout)
+	for fd, kc := range l.kept {
+		if shutdown || kc.last.Before(old) {
+			l.drop(fd)
 		}
 	}
 }

@@ -51,6 +51,15 @@ func (w *pollWait) before(now time.Time) (time.Time, bool) {
 	return w.deadline, true
 }
 
+// next returns the deadline for the next wait: the one set while it
+// holds, else a new one.
+func (w *pollWait) next(now time.Time) time.Time {
+	if d, ok := w.before(now); ok {
+		return d
+	}
+	return w.deadline
+}
+
 // nothing records a wait that ended at its deadline.
 func (w *pollWait) nothing() { w.empty = min(w.empty+1, pollTries) }
 
