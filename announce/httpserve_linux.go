@@ -149,6 +149,7 @@ type fastLoop struct {
 	kept      map[int32]keptConn
 	nextSweep time.Time
 	events    [maxKeptEvents]unix.EpollEvent
+	sa        unix.RawSockaddrAny
 
 	cs  *connState
 	buf []byte
@@ -211,7 +212,14 @@ func (l *fastLoop) run() error {
 	var (
 		n     int
 		errno syscall.Errno
-		poll  = func(fd uintptr) bool {
+		// skip: the listener, alone in the set, was just found empty;
+		// the next wait goes to the poller without an epoll_pwait.
+		skip bool
+		poll = func(fd uintptr) bool {
+			if skip {
+				skip, n, errno = false, 0, 0
+				return false
+			}
 			for {
 				r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), maxKeptEvents, 0, 0, 0)
 				if e == unix.EINTR {
@@ -227,7 +235,22 @@ func (l *fastLoop) run() error {
 		// has passed or an earlier one is needed.
 		set time.Time
 	)
+	accepted := 0
 	for {
+		// With only the listener in the set, after a round that found
+		// connections, accept again at once: an epoll_pwait would only
+		// report the listener, or nothing (two system calls fewer per
+		// wake-up under new-connection load).
+		if len(l.kept) == 0 && accepted > 0 {
+			var err error
+			if accepted, err = l.accept(); err != nil {
+				return err
+			}
+			if accepted > 0 {
+				continue
+			}
+			skip = true
+		}
 		now := time.Now()
 		if d := l.deadline(now, &pw); !d.Equal(set) && (!now.Before(set) || d.Before(set)) {
 			l.epf.SetReadDeadline(d)
@@ -253,10 +276,12 @@ func (l *fastLoop) run() error {
 		if l.alone {
 			pw.got(now)
 		}
+		accepted = 0
 		for i := range n {
 			ev := &l.events[i]
 			if int(ev.Fd) == l.lfd {
-				if err := l.accept(); err != nil {
+				var err error
+				if accepted, err = l.accept(); err != nil {
 					return err
 				}
 			} else {
@@ -287,23 +312,26 @@ func (l *fastLoop) deadline(now time.Time, pw *pollWait) time.Time {
 
 // accept accepts and serves the connections queued on the listener, a
 // bounded number at a time (the listener is level-triggered: the rest
-// come with the next wait), and returns an error if the listener is
-// closed.
-func (l *fastLoop) accept() error {
+// come with the next wait). It returns how many it accepted, and an error
+// if the listener is closed.
+func (l *fastLoop) accept() (int, error) {
 	// Control keeps the listener's descriptor from being closed (and its
 	// number reused) while it is used.
-	return l.rc.Control(func(uintptr) { l.acceptSome() })
+	accepted := 0
+	err := l.rc.Control(func(uintptr) { accepted = l.acceptSome() })
+	return accepted, err
 }
 
-func (l *fastLoop) acceptSome() {
+func (l *fastLoop) acceptSome() (accepted int) {
 	s := l.s
+	sa := &l.sa
 	for range maxKeptEvents {
-		var sa unix.RawSockaddrAny
-		salen := uint32(unsafe.Sizeof(sa))
-		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)),
+		salen := uint32(unsafe.Sizeof(*sa))
+		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&salen)),
 			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		switch e {
 		case 0:
+			accepted++
 		case unix.EINTR, unix.ECONNABORTED:
 			continue
 		case unix.EAGAIN:
@@ -314,7 +342,7 @@ func (l *fastLoop) acceptSome() {
 			s.acceptBackoff(0, e)
 			return
 		}
-		fd, remote := int(r), sockaddrAddr(&sa)
+		fd, remote := int(r), sockaddrAddr(sa)
 		handOff, j := s.serveRaw(fd, remote, l.cs, l.buf)
 		switch {
 		case !handOff:
@@ -325,6 +353,7 @@ func (l *fastLoop) acceptSome() {
 			s.handOff(fd, j)
 		}
 	}
+	return accepted
 }
 
 // keep puts the just answered connection fd in the loop's set, or closes
