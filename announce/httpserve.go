@@ -192,6 +192,10 @@ func (t *Tracker) ServeTCP(ctx context.Context, ln net.Listener, opts ServeOptio
 		err = s.acceptLoop(ctx, ln)
 	}
 	if ctx.Err() != nil {
+		// The AfterFunc may not have run yet (the fast path's loops end
+		// on their own when ctx is done): closed before returning.
+		ln.Close()
+		s.closeAll()
 		s.wg.Wait()
 		return nil
 	}

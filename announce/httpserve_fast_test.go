@@ -440,3 +440,47 @@ func TestServeTCPFastPathKeptConnections(t *testing.T) {
 		})
 	}
 }
+
+// A kept-alive connection in a fast path loop's set is closed once idle
+// for IdleTimeout (within a sweep), counted from its last answer, so one
+// that keeps sending requests stays open past it.
+func TestServeTCPFastPathIdleTimeout(t *testing.T) {
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			f := newHTTPFixture(t, nil)
+			const idle = 300 * time.Millisecond
+			addr, _, s := startServerHooked(t, f, ServeOptions{IdleTimeout: idle})
+			target := "/" + f.pk + "/announce?" + ann{ih: f.ih, id: peerID(9), port: 7009, left: 1}.query()
+			req := "GET " + target + " HTTP/1.1\r\nHost: x\r\n\r\n"
+
+			quiet, quietBR := dialTest(t, addr)
+			busy, busyBR := dialTest(t, addr)
+			io.WriteString(quiet, req)
+			expectAnnounceOK(t, quietBR, false)
+			start := time.Now()
+			done := make(chan time.Duration, 1)
+			go func() {
+				b, _ := io.ReadAll(quietBR)
+				if len(b) != 0 {
+					t.Errorf("read %q before the close", b)
+				}
+				done <- time.Since(start)
+			}()
+			for time.Since(start) < 3*idle {
+				io.WriteString(busy, req)
+				expectAnnounceOK(t, busyBR, false)
+				time.Sleep(idle / 4)
+			}
+			if d := <-done; d < idle || d > idle+500*time.Millisecond {
+				t.Fatalf("idle connection closed after %v, want %v to %v", d, idle, idle+500*time.Millisecond)
+			}
+			if fastPath() && s.handOffs.Load() != 0 {
+				t.Fatalf("%d handoffs, want none", s.handOffs.Load())
+			}
+			// The busy one is still open.
+			io.WriteString(busy, req)
+			expectAnnounceOK(t, busyBR, false)
+		})
+	}
+}

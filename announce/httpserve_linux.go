@@ -212,13 +212,17 @@ func (l *fastLoop) run() error {
 	var (
 		n     int
 		errno syscall.Errno
-		// skip: the listener, alone in the set, was just found empty;
-		// the next wait goes to the poller without an epoll_pwait.
-		skip bool
-		poll = func(fd uintptr) bool {
-			if skip {
-				skip, n, errno = false, 0, 0
-				return false
+		aerr  error // the listener's, from an accept in poll
+		poll  = func(fd uintptr) bool {
+			n, errno = 0, 0
+			if len(l.kept) == 0 {
+				// Only the listener is in the set: accept at once (an
+				// epoll_pwait would only report it), and wait in the
+				// poller when nothing is queued, one system call per
+				// wake-up.
+				accepted, err := l.accept()
+				aerr = err
+				return accepted > 0 || err != nil
 			}
 			for {
 				r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), maxKeptEvents, 0, 0, 0)
@@ -235,22 +239,7 @@ func (l *fastLoop) run() error {
 		// has passed or an earlier one is needed.
 		set time.Time
 	)
-	accepted := 0
 	for {
-		// With only the listener in the set, after a round that found
-		// connections, accept again at once: an epoll_pwait would only
-		// report the listener, or nothing (two system calls fewer per
-		// wake-up under new-connection load).
-		if len(l.kept) == 0 && accepted > 0 {
-			var err error
-			if accepted, err = l.accept(); err != nil {
-				return err
-			}
-			if accepted > 0 {
-				continue
-			}
-			skip = true
-		}
 		now := time.Now()
 		if d := l.deadline(now, &pw); !d.Equal(set) && (!now.Before(set) || d.Before(set)) {
 			l.epf.SetReadDeadline(d)
@@ -270,18 +259,19 @@ func (l *fastLoop) run() error {
 			l.sweep(time.Now())
 			continue
 		}
+		if aerr != nil {
+			return aerr
+		}
 		if errno != 0 {
 			return fmt.Errorf("epoll_pwait: %w", errno)
 		}
 		if l.alone {
 			pw.got(now)
 		}
-		accepted = 0
 		for i := range n {
 			ev := &l.events[i]
 			if int(ev.Fd) == l.lfd {
-				var err error
-				if accepted, err = l.accept(); err != nil {
+				if _, err := l.accept(); err != nil {
 					return err
 				}
 			} else {
