@@ -60,19 +60,17 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 	if err != nil {
 		return false, nil
 	}
-	lfd := -1
-	rc.Control(func(fd uintptr) { lfd = int(fd) })
 	// Accept a connection only once data has come, for at most about the
 	// header timeout; a client that sends nothing is accepted after it
 	// and meets the regular path's header timeout. Best effort: without
 	// it the first read may find nothing, and the connection goes the
 	// regular way.
 	secs := int((s.opts.HeaderTimeout + time.Second - 1) / time.Second)
-	unix.SetsockoptInt(lfd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
+	rc.Control(func(fd uintptr) {
+		unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
+	})
 
-	// One loop per P, so that answers are computed on every core, each
-	// with its own epoll set: the listener and the kept-alive connections
-	// it accepted.
+	// One loop per P, so that answers are computed on every core.
 	n := pace.Procs()
 	loops := make([]*fastLoop, 0, n)
 	defer func() {
@@ -81,7 +79,7 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 		}
 	}()
 	for range n {
-		l, err := s.newFastLoop(rc, lfd, n == 1)
+		l, err := s.newFastLoop(tl, rc, n == 1)
 		if err != nil {
 			if len(loops) == 0 {
 				s.t.log.Warn("http tracker: fast path unavailable, serving every connection the regular way", "err", err)
@@ -91,11 +89,11 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 		}
 		loops = append(loops, l)
 	}
-	// Closing a loop's epoll file ends its wait at once; closing the
-	// listener does not (see listenerCheck).
+	// Closing a loop's files ends its wait at once; closing the listener
+	// does not (see listenerCheck).
 	stop := context.AfterFunc(ctx, func() {
 		for _, l := range loops {
-			l.epf.Close()
+			l.closeFiles()
 		}
 	})
 	defer stop()
@@ -106,7 +104,7 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 	}
 	err = loops[0].run()
 	for _, l := range loops[1:] {
-		l.epf.Close() // the other loops end
+		l.closeFiles() // the other loops end
 	}
 	for range loops[1:] {
 		if e := <-errs; err == nil {
@@ -117,12 +115,11 @@ func (s *httpServer) serveFast(ctx context.Context, ln net.Listener) (bool, erro
 }
 
 // listenerCheck is how often the fast path checks that the listener is
-// still open: closing it removes it from the epoll sets without waking
-// them.
+// still open: closing it does not wake a wait on a duplicate.
 const listenerCheck = time.Second
 
-// maxKeptEvents bounds the readiness events one wait takes in; more stay
-// for the next.
+// maxKeptEvents bounds the readiness events one wait takes in, and the
+// connections one accept round takes; more stay for the next.
 const maxKeptEvents = 64
 
 // fastLoop is one of the fast path's event loops: it accepts connections
@@ -134,17 +131,26 @@ const maxKeptEvents = 64
 // worker: a goroutine per kept-alive connection, parked in the runtime's
 // poller, waited up to 10 ms behind a stats flush (BENCHMARKS.md).
 //
+// With no kept-alive connection the loop waits on the listener itself and
+// accepts in its wait: one system call per wake-up. Waiting on the epoll
+// set instead (the listener is in it) cost 3-5% more CPU per
+// new-connection announce, in the kernel: each wake-up goes through two
+// levels of epoll.
+//
 // A kept-alive connection is handed to the regular path when it sends
 // something the fast path leaves to it (an incomplete or unusual request)
 // or an answer does not fit its socket buffer.
 type fastLoop struct {
 	s     *httpServer
-	rc    syscall.RawConn // the listener's
-	lfd   int
+	rc    syscall.RawConn // the listener's, to see that it is still open
 	alone bool
 
-	epf  *os.File        // the epoll set
-	wait syscall.RawConn // epf's, to wait in the runtime's poller and change the set
+	// lf is a duplicate of the listener's descriptor (lfd), which the
+	// loop accepts from and waits on in the runtime's poller; epf is the
+	// loop's epoll set (the listener and the kept-alive connections).
+	lf, epf     *os.File
+	lwait, wait syscall.RawConn // theirs
+	lfd         int
 
 	kept      map[int32]keptConn
 	nextSweep time.Time
@@ -161,19 +167,39 @@ type keptConn struct {
 	last   time.Time // its last answer
 }
 
-// newFastLoop makes a loop with its epoll set holding the listener lfd.
-func (s *httpServer) newFastLoop(rc syscall.RawConn, lfd int, alone bool) (*fastLoop, error) {
+// newFastLoop makes a loop with a duplicate of tl's descriptor, and an
+// epoll set holding it.
+func (s *httpServer) newFastLoop(tl *net.TCPListener, rc syscall.RawConn, alone bool) (*fastLoop, error) {
+	// A listener's raw connection cannot wait in the poller, an os.File's
+	// can.
+	lf, err := tl.File()
+	if err != nil {
+		return nil, fmt.Errorf("listener file: %w", err)
+	}
+	l := &fastLoop{
+		s: s, rc: rc, alone: alone, lf: lf,
+		kept: map[int32]keptConn{},
+		cs:   &connState{br: bufio.NewReaderSize(nil, maxRequestLine), out: make([]byte, 0, 2048)},
+		buf:  make([]byte, maxRequestLine),
+	}
+	if l.lwait, err = lf.SyscallConn(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("listener raw conn: %w", err)
+	}
+	l.lwait.Control(func(fd uintptr) { l.lfd = int(fd) })
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
+		lf.Close()
 		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
-	// Several loops share the listener: EPOLLEXCLUSIVE wakes one of them
-	// per connection (Linux 4.5), or all where it is refused.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(lfd)}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &ev); err != nil {
+	// Several loops share the listener: EPOLLEXCLUSIVE asks to wake one
+	// of them per connection (Linux 4.5), where it is allowed.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.lfd)}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.lfd, &ev); err != nil {
 		ev.Events = unix.EPOLLIN
-		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, lfd, &ev); err != nil {
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.lfd, &ev); err != nil {
 			unix.Close(ep)
+			lf.Close()
 			return nil, fmt.Errorf("epoll_ctl add listener: %w", err)
 		}
 	}
@@ -181,49 +207,45 @@ func (s *httpServer) newFastLoop(rc syscall.RawConn, lfd int, alone bool) (*fast
 	// runtime's poller, which reports the set readable when it has events.
 	if err := unix.SetNonblock(ep, true); err != nil {
 		unix.Close(ep)
+		lf.Close()
 		return nil, fmt.Errorf("epoll set non-blocking: %w", err)
 	}
-	epf := os.NewFile(uintptr(ep), "epoll")
-	wait, err := epf.SyscallConn()
-	if err != nil {
-		epf.Close()
+	l.epf = os.NewFile(uintptr(ep), "epoll")
+	if l.wait, err = l.epf.SyscallConn(); err != nil {
+		l.closeFiles()
 		return nil, fmt.Errorf("epoll raw conn: %w", err)
 	}
-	return &fastLoop{
-		s: s, rc: rc, lfd: lfd, alone: alone,
-		epf: epf, wait: wait,
-		kept: map[int32]keptConn{},
-		cs:   &connState{br: bufio.NewReaderSize(nil, maxRequestLine), out: make([]byte, 0, 2048)},
-		buf:  make([]byte, maxRequestLine),
-	}, nil
+	return l, nil
 }
 
-// close closes the loop's kept-alive connections and its epoll set.
+// closeFiles closes the loop's epoll set and its listener duplicate, which
+// ends its wait.
+func (l *fastLoop) closeFiles() {
+	l.epf.Close()
+	l.lf.Close()
+}
+
+// close closes the loop's kept-alive connections and its files.
 func (l *fastLoop) close() {
 	for fd := range l.kept {
 		l.drop(fd)
 	}
-	l.epf.Close()
+	l.closeFiles()
 }
 
-// run serves until the listener or the loop's epoll file is closed, and
+// run serves until the listener or the loop's files are closed, and
 // returns that error.
 func (l *fastLoop) run() error {
 	var (
 		n     int
 		errno syscall.Errno
-		aerr  error // the listener's, from an accept in poll
-		poll  = func(fd uintptr) bool {
+		// accept: the wait with no kept-alive connection.
+		accept = func(fd uintptr) bool {
 			n, errno = 0, 0
-			if len(l.kept) == 0 {
-				// Only the listener is in the set: accept at once (an
-				// epoll_pwait would only report it), and wait in the
-				// poller when nothing is queued, one system call per
-				// wake-up.
-				accepted, err := l.accept()
-				aerr = err
-				return accepted > 0 || err != nil
-			}
+			return l.acceptSome(int(fd)) > 0
+		}
+		// poll: the wait on the epoll set.
+		poll = func(fd uintptr) bool {
 			for {
 				r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), maxKeptEvents, 0, 0, 0)
 				if e == unix.EINTR {
@@ -235,32 +257,40 @@ func (l *fastLoop) run() error {
 		}
 		noop = func(uintptr) {}
 		pw   = pollWait{quiet: listenerCheck, empty: pollTries} // alone: starts quiet
-		// set is the read deadline last set: a new one only when it
-		// has passed or an earlier one is needed.
-		set time.Time
+		// set is the read deadline last set, on setOn: a new one only
+		// when it has passed or an earlier one is needed.
+		set   time.Time
+		setOn *os.File
+		// The listener is checked at most this often, and also under
+		// load, when no wait ends at its deadline.
+		nextCheck time.Time
 	)
 	for {
 		now := time.Now()
-		if d := l.deadline(now, &pw); !d.Equal(set) && (!now.Before(set) || d.Before(set)) {
-			l.epf.SetReadDeadline(d)
-			set = d
-		}
-		if err := l.wait.Read(poll); err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return err
-			}
+		if !now.Before(nextCheck) {
 			if err := l.rc.Control(noop); err != nil {
 				return err // closed by its owner
+			}
+			nextCheck = now.Add(listenerCheck)
+		}
+		f, w, wait := l.epf, l.wait, poll
+		if len(l.kept) == 0 {
+			f, w, wait = l.lf, l.lwait, accept
+		}
+		if d := l.deadline(now, &pw); f != setOn || !d.Equal(set) && (!now.Before(set) || d.Before(set)) {
+			f.SetReadDeadline(d)
+			set, setOn = d, f
+		}
+		if err := w.Read(wait); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return err
 			}
 			if l.alone {
 				pw.nothing()
 			}
-			set = time.Time{}
+			setOn = nil
 			l.sweep(time.Now())
 			continue
-		}
-		if aerr != nil {
-			return aerr
 		}
 		if errno != 0 {
 			return fmt.Errorf("epoll_pwait: %w", errno)
@@ -271,9 +301,7 @@ func (l *fastLoop) run() error {
 		for i := range n {
 			ev := &l.events[i]
 			if int(ev.Fd) == l.lfd {
-				if _, err := l.accept(); err != nil {
-					return err
-				}
+				l.lwait.Control(func(fd uintptr) { l.acceptSome(int(fd)) })
 			} else {
 				l.serveKept(ev.Fd)
 			}
@@ -300,24 +328,16 @@ func (l *fastLoop) deadline(now time.Time, pw *pollWait) time.Time {
 	return d
 }
 
-// accept accepts and serves the connections queued on the listener, a
-// bounded number at a time (the listener is level-triggered: the rest
-// come with the next wait). It returns how many it accepted, and an error
-// if the listener is closed.
-func (l *fastLoop) accept() (int, error) {
-	// Control keeps the listener's descriptor from being closed (and its
-	// number reused) while it is used.
-	accepted := 0
-	err := l.rc.Control(func(uintptr) { accepted = l.acceptSome() })
-	return accepted, err
-}
-
-func (l *fastLoop) acceptSome() (accepted int) {
+// acceptSome accepts and serves the connections queued on the listener
+// (lfd, the loop's duplicate), a bounded number at a time (the listener is
+// level-triggered in the set: the rest come with the next wait), and
+// returns how many it accepted.
+func (l *fastLoop) acceptSome(lfd int) (accepted int) {
 	s := l.s
 	sa := &l.sa
 	for range maxKeptEvents {
 		salen := uint32(unsafe.Sizeof(*sa))
-		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(l.lfd), uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&salen)),
+		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(&salen)),
 			unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 		switch e {
 		case 0:
@@ -325,12 +345,12 @@ func (l *fastLoop) acceptSome() (accepted int) {
 		case unix.EINTR, unix.ECONNABORTED:
 			continue
 		case unix.EAGAIN:
-			return
+			return accepted
 		default:
 			// Out of file descriptors and the like: wait, then
 			// let the next wait try again.
 			s.acceptBackoff(0, e)
-			return
+			return accepted
 		}
 		fd, remote := int(r), sockaddrAddr(sa)
 		handOff, j := s.serveRaw(fd, remote, l.cs, l.buf)
