@@ -132,10 +132,9 @@ const maxKeptEvents = 64
 // poller, waited up to 10 ms behind a stats flush (BENCHMARKS.md).
 //
 // With no kept-alive connection the loop waits on the listener itself and
-// accepts in its wait: one system call per wake-up. Waiting on the epoll
-// set instead (the listener is in it) cost 3-5% more CPU per
-// new-connection announce, in the kernel: each wake-up goes through two
-// levels of epoll.
+// accepts in its wait, as the fast path did before it kept connections:
+// one system call per wake-up, and the listener is out of the epoll set
+// (see listen).
 //
 // A kept-alive connection is handed to the regular path when it sends
 // something the fast path leaves to it (an incomplete or unusual request)
@@ -147,7 +146,8 @@ type fastLoop struct {
 
 	// lf is a duplicate of the listener's descriptor (lfd), which the
 	// loop accepts from and waits on in the runtime's poller; epf is the
-	// loop's epoll set (the listener and the kept-alive connections).
+	// loop's epoll set: the kept-alive connections and, while there are
+	// any, the listener.
 	lf, epf     *os.File
 	lwait, wait syscall.RawConn // theirs
 	lfd         int
@@ -167,8 +167,8 @@ type keptConn struct {
 	last   time.Time // its last answer
 }
 
-// newFastLoop makes a loop with a duplicate of tl's descriptor, and an
-// epoll set holding it.
+// newFastLoop makes a loop with a duplicate of tl's descriptor and an
+// empty epoll set.
 func (s *httpServer) newFastLoop(tl *net.TCPListener, rc syscall.RawConn, alone bool) (*fastLoop, error) {
 	// A listener's raw connection cannot wait in the poller, an os.File's
 	// can.
@@ -191,17 +191,6 @@ func (s *httpServer) newFastLoop(tl *net.TCPListener, rc syscall.RawConn, alone 
 	if err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("epoll_create1: %w", err)
-	}
-	// Several loops share the listener: EPOLLEXCLUSIVE asks to wake one
-	// of them per connection (Linux 4.5), where it is allowed.
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.lfd)}
-	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.lfd, &ev); err != nil {
-		ev.Events = unix.EPOLLIN
-		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, l.lfd, &ev); err != nil {
-			unix.Close(ep)
-			lf.Close()
-			return nil, fmt.Errorf("epoll_ctl add listener: %w", err)
-		}
 	}
 	// A non-blocking descriptor becomes an os.File that waits in the
 	// runtime's poller, which reports the set readable when it has events.
@@ -381,9 +370,44 @@ func (l *fastLoop) keep(fd int, remote netip.Addr) {
 		return
 	}
 	if len(l.kept) == 0 {
+		if err := l.listen(true); err != nil {
+			l.s.t.log.Debug("http tracker: keeping a connection failed", "err", err)
+			l.s.untrackRaw()
+			rawClose(fd)
+			return
+		}
 		l.nextSweep = time.Now().Add(l.sweepEvery())
 	}
 	l.kept[int32(fd)] = keptConn{remote: remote, last: time.Now()}
+}
+
+// listen puts the listener in the loop's set (with the first kept-alive
+// connection) or takes it out (with the last). While it is in, every
+// connection that arrives also wakes the set in the runtime's poller,
+// which is wasted when the loop waits on the listener itself: 3-5% more
+// CPU per new-connection announce.
+func (l *fastLoop) listen(on bool) error {
+	if !on {
+		return l.ctl(unix.EPOLL_CTL_DEL, l.lfd, nil)
+	}
+	// Several loops share the listener: EPOLLEXCLUSIVE asks to wake one
+	// of them per connection (Linux 4.5), where it is allowed.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.lfd)}
+	if err := l.ctl(unix.EPOLL_CTL_ADD, l.lfd, &ev); err != nil {
+		ev.Events = unix.EPOLLIN
+		return l.ctl(unix.EPOLL_CTL_ADD, l.lfd, &ev)
+	}
+	return nil
+}
+
+// forget takes fd out of the loop's kept-alive connections (not out of
+// its set).
+func (l *fastLoop) forget(fd int32) {
+	delete(l.kept, fd)
+	l.s.untrackRaw()
+	if len(l.kept) == 0 {
+		l.listen(false)
+	}
 }
 
 // serveKept serves what came on the kept-alive connection fd.
@@ -403,8 +427,7 @@ func (l *fastLoop) serveKept(fd int32) {
 		// Nothing to read after all: stay.
 	default:
 		l.ctl(unix.EPOLL_CTL_DEL, int(fd), nil)
-		delete(l.kept, fd)
-		l.s.untrackRaw()
+		l.forget(fd)
 		l.s.handOff(int(fd), j)
 	}
 }
@@ -421,8 +444,7 @@ func (l *fastLoop) ctl(op, fd int, ev *unix.EpollEvent) error {
 
 // drop closes the kept-alive connection fd (which leaves the set).
 func (l *fastLoop) drop(fd int32) {
-	delete(l.kept, fd)
-	l.s.untrackRaw()
+	l.forget(fd)
 	rawClose(int(fd))
 }
 
