@@ -324,7 +324,7 @@ func FuzzParseSplit(f *testing.F) {
 	})
 }
 
-// With one P the fast path's lone acceptor waits with short deadlines
+// With one P the fast path's lone loop waits with short deadlines
 // while connections keep coming and long ones when quiet (pollPause):
 // announces in a burst, after a quiet spell and after a long one are all
 // answered on the fast path, and shutdown still ends it.

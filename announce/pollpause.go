@@ -3,7 +3,7 @@ package announce
 import "time"
 
 // A lone loop reading a socket (one P: a node on one core), the UDP worker
-// or the HTTP fast path's acceptor, that finds nothing to read waits in
+// or the HTTP fast path's loop, that finds nothing to read waits in
 // the runtime's poller at most pollPause at a time, pollTries times in a
 // row, and only then without a short deadline.
 //
