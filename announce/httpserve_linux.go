@@ -233,6 +233,8 @@ func (l *fastLoop) run() error {
 			n, errno = 0, 0
 			return l.acceptSome(int(fd)) > 0
 		}
+		// acceptReported: the listener reported in the set.
+		acceptReported = func(fd uintptr) { l.acceptSome(int(fd)) }
 		// poll: the wait on the epoll set.
 		poll = func(fd uintptr) bool {
 			for {
@@ -290,7 +292,7 @@ func (l *fastLoop) run() error {
 		for i := range n {
 			ev := &l.events[i]
 			if int(ev.Fd) == l.lfd {
-				l.lwait.Control(func(fd uintptr) { l.acceptSome(int(fd)) })
+				l.lwait.Control(acceptReported)
 			} else {
 				l.serveKept(ev.Fd)
 			}
