@@ -269,7 +269,7 @@ func (s *httpServer) worker(j job) {
 func (s *httpServer) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown.Load() || len(s.conns)+s.raw >= s.opts.MaxConns {
+	if s.full() {
 		return false
 	}
 	s.conns[c] = struct{}{}
@@ -282,11 +282,17 @@ func (s *httpServer) track(c net.Conn) bool {
 func (s *httpServer) trackRaw() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.shutdown.Load() || len(s.conns)+s.raw >= s.opts.MaxConns {
+	if s.full() {
 		return false
 	}
 	s.raw++
 	return true
+}
+
+// full reports whether no connection may be held open now: shutting down
+// or at MaxConns. s.mu is held.
+func (s *httpServer) full() bool {
+	return s.shutdown.Load() || len(s.conns)+s.raw >= s.opts.MaxConns
 }
 
 func (s *httpServer) untrackRaw() {

@@ -272,29 +272,27 @@ func (l *fastLoop) run() error {
 			f.SetReadDeadline(d)
 			set, setOn = d, f
 		}
-		if err := w.Read(wait); err != nil {
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				return err
-			}
+		switch err := w.Read(wait); {
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			if l.alone {
 				pw.nothing()
 			}
 			setOn = nil
-			l.sweep(time.Now())
-			continue
-		}
-		if errno != 0 {
+		case err != nil:
+			return err
+		case errno != 0:
 			return fmt.Errorf("epoll_pwait: %w", errno)
-		}
-		if l.alone {
-			pw.got(now)
-		}
-		for i := range n {
-			ev := &l.events[i]
-			if int(ev.Fd) == l.lfd {
-				l.lwait.Control(acceptReported)
-			} else {
-				l.serveKept(ev.Fd)
+		default:
+			if l.alone {
+				pw.got(now)
+			}
+			for i := range n {
+				ev := &l.events[i]
+				if int(ev.Fd) == l.lfd {
+					l.lwait.Control(acceptReported)
+				} else {
+					l.serveKept(ev.Fd)
+				}
 			}
 		}
 		if len(l.kept) > 0 {
@@ -364,23 +362,30 @@ func (l *fastLoop) keep(fd int, remote netip.Addr) {
 		rawClose(fd)
 		return
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
-	if err := l.ctl(unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := l.add(fd); err != nil {
 		l.s.t.log.Debug("http tracker: keeping a connection failed", "err", err)
 		l.s.untrackRaw()
-		rawClose(fd)
+		rawClose(fd) // which takes it out of the set
 		return
 	}
-	if len(l.kept) == 0 {
-		if err := l.listen(true); err != nil {
-			l.s.t.log.Debug("http tracker: keeping a connection failed", "err", err)
-			l.s.untrackRaw()
-			rawClose(fd)
-			return
-		}
-		l.nextSweep = time.Now().Add(l.sweepEvery())
-	}
 	l.kept[int32(fd)] = keptConn{remote: remote, last: time.Now()}
+}
+
+// add puts fd in the loop's set, and with the first kept-alive connection
+// the listener too.
+func (l *fastLoop) add(fd int) error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(fd)}
+	if err := l.ctl(unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return err
+	}
+	if len(l.kept) > 0 {
+		return nil
+	}
+	if err := l.listen(true); err != nil {
+		return err
+	}
+	l.nextSweep = time.Now().Add(l.sweepEvery())
+	return nil
 }
 
 // listen puts the listener in the loop's set (with the first kept-alive
@@ -458,16 +463,16 @@ func (l *fastLoop) sweepEvery() time.Duration {
 }
 
 // sweep closes the kept-alive connections idle for longer than
-// IdleTimeout, when a sweep is due; all of them after shutdown.
+// IdleTimeout, when a sweep is due. (Shutdown closes them all with the
+// loop: see close.)
 func (l *fastLoop) sweep(now time.Time) {
-	shutdown := l.s.shutdown.Load()
-	if now.Before(l.nextSweep) && !shutdown {
+	if now.Before(l.nextSweep) {
 		return
 	}
 	l.nextSweep = now.Add(l.sweepEvery())
 	old := now.Add(-l.s.opts.IdleTimeout)
 	for fd, kc := range l.kept {
-		if shutdown || kc.last.Before(old) {
+		if kc.last.Before(old) {
 			l.drop(fd)
 		}
 	}
